@@ -1,0 +1,118 @@
+//! The `coflow` command line: one module per subcommand.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// coflow runs declarative flows with Power Automate semantics.
+#[derive(Debug, Parser)]
+#[command(name = "coflow", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output formats of reporting commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum OutputFormat {
+    /// Readable text.
+    #[default]
+    Text,
+    /// JSON for tools.
+    Json,
+}
+
+/// Graph drawing formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum GraphFormat {
+    /// Mermaid flowchart.
+    #[default]
+    Mermaid,
+    /// Graphviz dot.
+    Dot,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check flow files (or folders of them) and report every problem.
+    Validate {
+        /// Flow files or folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+    },
+    /// Draw a flow's actions and their `run_after` edges.
+    Graph {
+        /// The flow file.
+        flow: PathBuf,
+        /// Drawing format.
+        #[arg(long, value_enum, default_value_t)]
+        format: GraphFormat,
+    },
+    /// Run a flow once.
+    Run {
+        /// The flow file.
+        flow: PathBuf,
+        /// JSON file with the trigger event (its body, or `{"headers", "body"}`).
+        #[arg(long)]
+        event: Option<PathBuf>,
+        /// Send reads, hold back writes and show the requests they would make.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the run record as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Evaluate an expression and print the result as JSON.
+    Eval {
+        /// The expression (minijinja syntax, or Power Automate syntax with `--pa`).
+        expr: String,
+        /// JSON made available as `triggerBody()`.
+        #[arg(long)]
+        data: Option<String>,
+        /// Read the expression as Power Automate syntax.
+        #[arg(long)]
+        pa: bool,
+    },
+    /// Start the Partner Center and Salesforce emulators on loopback.
+    Sandbox {
+        /// Address of the Salesforce emulator.
+        #[arg(long, default_value = "127.0.0.1:8091")]
+        salesforce_addr: String,
+        /// Address of the Partner Center emulator.
+        #[arg(long, default_value = "127.0.0.1:8092")]
+        partner_center_addr: String,
+    },
+}
+
+/// Parses the command line, runs the subcommand and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("COFLOW_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Validate { .. } => not_yet("validate"),
+        Command::Graph { .. } => not_yet("graph"),
+        Command::Run { .. } => not_yet("run"),
+        Command::Eval { .. } => not_yet("eval"),
+        Command::Sandbox { .. } => not_yet("sandbox"),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn not_yet(command: &str) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("`coflow {command}` is not available in this build yet")
+}

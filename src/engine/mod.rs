@@ -1,0 +1,1 @@
+//! Executing one run of a compiled flow with Power Automate semantics.

@@ -1,0 +1,1 @@
+//! Fault injection shared by both emulators: latency, error rates, throttling, dropped connections.

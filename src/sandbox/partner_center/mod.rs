@@ -1,0 +1,1 @@
+//! Partner Center emulator: referrals API, webhook registration and signed event delivery.

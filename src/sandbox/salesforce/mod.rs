@@ -1,0 +1,1 @@
+//! Salesforce emulator: OAuth, sObjects, SOQL, composite and collections.

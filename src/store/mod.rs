@@ -1,0 +1,1 @@
+//! Durable storage of events, the work queue, runs and action results.
