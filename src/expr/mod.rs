@@ -5,6 +5,9 @@
 //! containing `{{` renders to text (`@{expr}`), and everything else is literal. Rendering reads
 //! the run through the [`Scope`] trait, which the engine implements.
 
+mod mapping;
+pub mod secrets;
 mod template;
 
+pub use mapping::{Mapping, Mappings};
 pub use template::{ExprError, References, Scope, Template, compile, compile_expression, environment};

@@ -25,6 +25,10 @@ pub trait Scope: Send + Sync + std::fmt::Debug {
     fn result(&self, container: &str) -> Option<Value>;
     /// Facts about the flow and the run (`workflow()`).
     fn workflow(&self) -> Value;
+    /// The mapping files available to `mapping('name', value)`.
+    fn mappings(&self) -> Option<&super::Mappings> {
+        None
+    }
 }
 
 /// An expression or template error, with the expression it came from.

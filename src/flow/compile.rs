@@ -47,6 +47,7 @@ pub fn compile(def: &FlowDef) -> Result<Flow, CompileError> {
             settings: def.trigger.settings.clone(),
         },
         root: compile_block(&def.actions)?,
+        mappings: Default::default(),
     })
 }
 

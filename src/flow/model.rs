@@ -1,6 +1,7 @@
 //! The compiled flow: what the engine runs. Built only by [`super::compile`].
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use indexmap::IndexMap;
@@ -9,7 +10,7 @@ use serde_json::Value;
 
 use super::def::RunAfterStatus;
 pub use super::def::ValueType as VariableType;
-use crate::expr::Template;
+use crate::expr::{Mappings, Template};
 
 /// A validated flow, with every template precompiled.
 #[derive(Debug, Clone)]
@@ -28,6 +29,8 @@ pub struct Flow {
     pub trigger: Trigger,
     /// The top-level actions.
     pub root: Block,
+    /// Mapping files the flow uses (`mapping('name', value)`).
+    pub mappings: Arc<Mappings>,
 }
 
 /// A flow parameter after compilation.
