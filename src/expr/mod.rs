@@ -6,6 +6,7 @@
 //! the run through the [`Scope`] trait, which the engine implements.
 
 mod mapping;
+mod references;
 pub mod secrets;
 mod template;
 

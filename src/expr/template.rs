@@ -258,7 +258,7 @@ impl Template {
 
     /// Names this template refers to.
     pub fn references(&self) -> References {
-        References::default()
+        super::references::collect(self)
     }
 }
 
