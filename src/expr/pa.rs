@@ -1,0 +1,1 @@
+//! Power Automate expression translator (placeholder while the module is written).
