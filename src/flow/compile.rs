@@ -783,8 +783,7 @@ impl<'d> Compiler<'d> {
         let names: Vec<&str> = operations.iter().map(|op| op.name).collect();
         let hint = match did_you_mean(&d.operation, names.iter().copied()) {
             Some(close) => format!("did you mean `{}.{close}`?", d.connector),
-            None if names.is_empty() => format!("`{}` offers no operations", d.connector),
-            None => format!("operations of `{}`: {}", d.connector, names.join(", ")),
+            None => format!("the part after the dot names an operation of `{}`", d.connector),
         };
         self.error(
             "unknown_operation",
@@ -917,10 +916,12 @@ impl<'d> Compiler<'d> {
         let template = match expr::compile(&Value::String(text.to_string())) {
             Ok(template) => template,
             Err(err) => {
+                // minijinja names the pseudo-file `<expression>`; the diagnostic already has a position.
+                let message = err.message.split(" (in <expression>").next().unwrap_or_default();
                 self.error(
                     "template_syntax",
                     span,
-                    format!("invalid template: {}", err.message),
+                    format!("invalid template: {message}"),
                     "expressions use minijinja syntax inside `{{ }}`, e.g. `{{ body('get_referral').id }}`",
                 );
                 return Template::Literal(Value::Null);
