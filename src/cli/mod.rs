@@ -5,6 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod graph;
+mod validate;
+
 /// coflow runs declarative flows with Power Automate semantics.
 #[derive(Debug, Parser)]
 #[command(name = "coflow", version, about, long_about = None)]
@@ -98,8 +101,8 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        Command::Validate { .. } => not_yet("validate"),
-        Command::Graph { .. } => not_yet("graph"),
+        Command::Validate { paths, format } => validate::run(&paths, format),
+        Command::Graph { flow, format } => graph::run(&flow, format),
         Command::Run { .. } => not_yet("run"),
         Command::Eval { .. } => not_yet("eval"),
         Command::Sandbox { .. } => not_yet("sandbox"),
