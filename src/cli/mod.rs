@@ -1,5 +1,7 @@
 //! The `coflow` command line: one module per subcommand.
 
+pub mod run;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -103,7 +105,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate { paths, format } => validate::run(&paths, format),
         Command::Graph { flow, format } => graph::run(&flow, format),
-        Command::Run { .. } => not_yet("run"),
+        Command::Run { flow, event, dry_run, json } => run::run(&flow, event.as_deref(), dry_run, json),
         Command::Eval { .. } => not_yet("eval"),
         Command::Sandbox { .. } => not_yet("sandbox"),
     };
