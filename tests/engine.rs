@@ -372,7 +372,7 @@ async fn catch_with_a_skipped_success_path_fails_the_run() {
     assert_eq!(Some(error), action(&run, "risky").error.clone());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn timed_out_leaf_fails_the_run() {
     let run = run_yaml(
         r#"
@@ -1528,4 +1528,58 @@ fn event_files_are_a_body_or_headers_and_body() {
     assert_eq!(full.headers.get("a"), Some(&json!("1")));
     let plain = TriggerEvent::from_json(json!({"body": 1, "other": 2}));
     assert_eq!(plain.body, json!({"body": 1, "other": 2}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// `coflow run`
+
+fn coflow_run(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_coflow"))
+        .arg("run")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("coflow runs")
+}
+
+#[test]
+fn coflow_run_dry_run_shows_the_held_back_write_in_full() {
+    let output = coflow_run(&["flows/examples/hello.yaml", "--dry-run"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("held back: POST https://greetings.example.com/api/greetings"), "{stdout}");
+    assert!(stdout.contains("\"message\": \"Hello, world!\""), "{stdout}");
+}
+
+#[test]
+fn coflow_run_json_prints_the_run_record_for_an_event_file() {
+    let output = coflow_run(&[
+        "flows/examples/hello.yaml",
+        "--dry-run",
+        "--json",
+        "--event",
+        "tests/fixtures/engine/event_ada.json",
+    ]);
+    assert!(output.status.success());
+    let record: Value = serde_json::from_slice(&output.stdout).expect("stdout is the JSON run record");
+    assert_eq!(record["status"], json!("succeeded"));
+    assert_eq!(record["trigger"]["outputs"]["headers"]["x-source"], json!("test"));
+    assert_eq!(record["actions"]["greeting"]["outputs"]["message"], json!("Hello, Ada!"));
+}
+
+#[test]
+fn coflow_run_exits_one_when_the_run_fails() {
+    let output = coflow_run(&["tests/fixtures/engine/catch_with_success_path.yaml"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(": failed in"), "{stdout}");
+    assert!(stdout.contains("InvalidTemplate"), "{stdout}");
+}
+
+#[test]
+fn coflow_run_explains_a_missing_event_file() {
+    let output = coflow_run(&["flows/examples/hello.yaml", "--event", "no/such/event.json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot read event file no/such/event.json"), "{stderr}");
 }
