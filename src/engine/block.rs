@@ -82,7 +82,7 @@ pub(crate) fn run_block<'a>(
                 let action = &block.actions[index];
                 let status = if frame.shared.stopping() {
                     stopped = true;
-                    skip(exec, action, frame, stop_error(exec, action, frame));
+                    skip(exec, action, frame, stop_error(action, frame));
                     Status::Skipped
                 } else if let Some(error) = unmet_run_after(block, action, &statuses) {
                     skip(exec, action, frame, error);
@@ -112,7 +112,7 @@ pub(crate) fn run_block<'a>(
                     // Only a stop leaves actions undecided: their predecessors never settled.
                     stopped = true;
                     let action = &block.actions[index];
-                    skip(exec, action, frame, stop_error(exec, action, frame));
+                    skip(exec, action, frame, stop_error(action, frame));
                     Status::Skipped
                 })
             })
@@ -178,8 +178,7 @@ fn unmet_run_after(block: &Block, action: &Action, statuses: &[Option<Status>]) 
     })
 }
 
-fn stop_error(exec: &Exec<'_>, action: &Action, frame: &Frame) -> ActionError {
-    let _ = exec;
+fn stop_error(action: &Action, frame: &Frame) -> ActionError {
     let why =
         if super::state::lock(&frame.shared.termination).is_some() { "terminated" } else { "cancelled" };
     ActionError::new("ActionSkipped", format!("action '{}' is skipped: the run was {why}", action.name))
