@@ -487,7 +487,7 @@ mod tests {
     #[test]
     fn reports_positions() {
         let e = translate_expression("concat('a', ").unwrap_err();
-        assert!(e.message.starts_with("at position 13"), "{}", e.message);
+        assert!(e.message.starts_with("at position 12"), "{}", e.message);
         let e = translate_expression("@concat('a)").unwrap_err();
         assert!(e.message.starts_with("at position 9"), "{}", e.message);
         assert!(translate_expression("foo(1)").unwrap_err().message.contains("unknown function 'foo'"));
