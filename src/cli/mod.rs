@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod eval;
+
 /// coflow runs declarative flows with Power Automate semantics.
 #[derive(Debug, Parser)]
 #[command(name = "coflow", version, about, long_about = None)]
@@ -101,7 +103,7 @@ pub fn main() -> ExitCode {
         Command::Validate { .. } => not_yet("validate"),
         Command::Graph { .. } => not_yet("graph"),
         Command::Run { .. } => not_yet("run"),
-        Command::Eval { .. } => not_yet("eval"),
+        Command::Eval { expr, data, pa } => eval::run(&expr, data.as_deref(), pa),
         Command::Sandbox { .. } => not_yet("sandbox"),
     };
     match result {

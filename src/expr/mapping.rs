@@ -1,7 +1,33 @@
 //! Field mappings: `flows/mappings/*.yaml`, one target field per line, applied by `mapping()`.
+//!
+//! ```yaml
+//! target: Opportunity
+//! fields:
+//!   Name: "{{ source.name }}"
+//!   StageName: "{{ lookup('stage', source.status) }}"
+//!   Description: null        # always sent as null: clears the field
+//! lookups:
+//!   stage: {New: Prospecting, Active: Qualification}
+//! ```
+//!
+//! Each field is a template over `source` (the value passed to `mapping()`), compiled once when
+//! the file is loaded. **Null fields**: a field whose template renders to `null` is left out of
+//! the result, so a Salesforce update does not wipe a field the source simply lacks; a field
+//! written as a literal `null` in the file is kept as `null`, which is how a mapping clears a
+//! field on purpose.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use minijinja::value::{Object, Value as JinjaValue};
+use serde_json::{Map, Value};
+
+use super::template::{ExprError, Scope, Template, compile, context, context_with_handle};
+use super::values::from_json;
+
+/// The current mapping is passed in the render context under this name, for `lookup()`.
+pub(crate) const MAPPING_KEY: &str = "__mapping";
 
 /// The mapping files a flow uses, by file name without extension.
 #[derive(Debug, Clone, Default)]
@@ -14,11 +40,260 @@ pub struct Mappings {
 pub struct Mapping {
     /// The target object, e.g. `Opportunity`.
     pub target: Option<String>,
+    /// The name `mapping()` calls it by (the file name without extension).
+    pub name: String,
+    /// The file it came from, when loaded from disk.
+    pub path: Option<PathBuf>,
+    fields: Vec<Field>,
+    lookups: BTreeMap<String, BTreeMap<String, Value>>,
+}
+
+#[derive(Debug, Clone)]
+struct Field {
+    name: String,
+    template: Template,
+    /// Written as a literal `null`: kept in the output (see the module documentation).
+    explicit_null: bool,
+}
+
+/// A mapping file that cannot be loaded or applied.
+#[derive(Debug, thiserror::Error)]
+pub enum MappingError {
+    /// The file or folder cannot be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML or has the wrong shape.
+    #[error("{}:{line}: {message}", path.display())]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (0 when unknown).
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A field's template does not compile.
+    #[error("{}:{line}: field '{field}': {source}", path.display())]
+    Field {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the field (0 when unknown).
+        line: usize,
+        /// The target field.
+        field: String,
+        /// The template error.
+        source: ExprError,
+    },
+    /// No mapping file has that name.
+    #[error("no mapping file '{name}' in {}: expected {}", dir.display(), dir.join(format!("{name}.yaml")).display())]
+    NotFound {
+        /// The name asked for.
+        name: String,
+        /// The folder searched.
+        dir: PathBuf,
+    },
+    /// Several files failed; each error is listed.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Several(Vec<MappingError>),
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MappingFile {
+    #[serde(default)]
+    target: Option<String>,
+    fields: serde_yaml::Mapping,
+    #[serde(default)]
+    lookups: BTreeMap<String, BTreeMap<String, Value>>,
 }
 
 impl Mappings {
     /// The mapping called `name`.
     pub fn get(&self, name: &str) -> Option<&Arc<Mapping>> {
         self.by_name.get(name)
+    }
+
+    /// The names of every mapping.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
+    }
+
+    /// Adds (or replaces) a mapping under its name.
+    pub fn insert(&mut self, mapping: Mapping) {
+        self.by_name.insert(mapping.name.clone(), Arc::new(mapping));
+    }
+
+    /// Loads every `*.yaml` / `*.yml` file of `dir`, reporting every broken file at once.
+    /// A missing folder gives no mappings.
+    pub fn load_dir(dir: &Path) -> Result<Mappings, MappingError> {
+        let mut out = Mappings::default();
+        if !dir.exists() {
+            return Ok(out);
+        }
+        let entries =
+            std::fs::read_dir(dir).map_err(|source| MappingError::Io { path: dir.to_path_buf(), source })?;
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+            .collect();
+        paths.sort();
+        let mut errors = Vec::new();
+        for path in paths {
+            match Mapping::load(&path) {
+                Ok(m) => out.insert(m),
+                Err(e) => errors.push(e),
+            }
+        }
+        match errors.len() {
+            0 => Ok(out),
+            1 => Err(errors.remove(0)),
+            _ => Err(MappingError::Several(errors)),
+        }
+    }
+
+    /// Loads the one mapping `name` from `dir` (`<dir>/<name>.yaml` or `.yml`).
+    pub fn load_named(dir: &Path, name: &str) -> Result<Mapping, MappingError> {
+        for ext in ["yaml", "yml"] {
+            let path = dir.join(format!("{name}.{ext}"));
+            if path.exists() {
+                return Mapping::load(&path);
+            }
+        }
+        Err(MappingError::NotFound { name: name.to_string(), dir: dir.to_path_buf() })
+    }
+}
+
+/// The current mapping as a minijinja object, for `lookup()`.
+#[derive(Debug)]
+pub(crate) struct MappingHandle(pub(crate) Arc<Mapping>);
+
+impl Object for MappingHandle {}
+
+impl Mapping {
+    /// Loads and compiles one mapping file; its name is the file name without extension.
+    pub fn load(path: &Path) -> Result<Mapping, MappingError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| MappingError::Io { path: path.to_path_buf(), source })?;
+        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        Mapping::parse(&name, &text, path)
+    }
+
+    /// Compiles a mapping from its YAML text; `path` only labels errors.
+    pub fn parse(name: &str, text: &str, path: &Path) -> Result<Mapping, MappingError> {
+        let syntax =
+            |line: usize, message: String| MappingError::Syntax { path: path.to_path_buf(), line, message };
+        let file: MappingFile = serde_yaml::from_str(text).map_err(|e| {
+            let line = e.location().map_or(0, |l| l.line());
+            syntax(line, format!("{e} (a mapping file has `target`, `fields` and `lookups`)"))
+        })?;
+        let mut fields = Vec::with_capacity(file.fields.len());
+        for (key, value) in &file.fields {
+            let Some(field) = key.as_str() else {
+                return Err(syntax(0, format!("field names must be text, found {key:?}")));
+            };
+            let line = line_of(text, field);
+            let json: Value =
+                serde_json::to_value(value).map_err(|e| syntax(line, format!("field '{field}': {e}")))?;
+            let template = compile(&json).map_err(|source| MappingError::Field {
+                path: path.to_path_buf(),
+                line,
+                field: field.to_string(),
+                source,
+            })?;
+            fields.push(Field { name: field.to_string(), template, explicit_null: json.is_null() });
+        }
+        Ok(Mapping {
+            target: file.target,
+            name: name.to_string(),
+            path: Some(path.to_path_buf()),
+            fields,
+            lookups: file.lookups,
+        })
+    }
+
+    /// The target field names, in file order.
+    pub fn field_names(&self) -> impl Iterator<Item = &str> {
+        self.fields.iter().map(|f| f.name.as_str())
+    }
+
+    /// A value from a lookup table: `Err` when the table does not exist, `None` for a missing key.
+    pub fn lookup(&self, table: &str, key: &str) -> Result<Option<&Value>, String> {
+        let Some(t) = self.lookups.get(table) else {
+            let known: Vec<&str> = self.lookups.keys().map(String::as_str).collect();
+            return Err(format!(
+                "mapping '{}' has no lookup table '{table}' (known: {})",
+                self.name,
+                known.join(", ")
+            ));
+        };
+        Ok(t.get(key))
+    }
+
+    /// Applies the mapping to `source`: the object of rendered fields. `scope` gives the
+    /// fields access to the run (`variables()`, `parameters()`…).
+    pub fn render(
+        self: &Arc<Self>,
+        source: &Value,
+        scope: Option<&Arc<dyn Scope>>,
+    ) -> Result<Value, ExprError> {
+        let extra = [
+            ("source", from_json(source)),
+            (MAPPING_KEY, JinjaValue::from_object(MappingHandle(self.clone()))),
+        ];
+        self.render_fields(&context(scope.cloned(), &extra))
+    }
+
+    /// Applies the mapping inside a render already in progress (the `mapping()` function).
+    pub(crate) fn render_jinja(
+        self: &Arc<Self>,
+        source: JinjaValue,
+        scope: Option<JinjaValue>,
+    ) -> Result<Value, ExprError> {
+        let extra = [("source", source), (MAPPING_KEY, JinjaValue::from_object(MappingHandle(self.clone())))];
+        self.render_fields(&context_with_handle(scope, &extra))
+    }
+
+    fn render_fields(&self, ctx: &JinjaValue) -> Result<Value, ExprError> {
+        let mut out = Map::with_capacity(self.fields.len());
+        for field in &self.fields {
+            let value = field.template.render_in(ctx).map_err(|e| ExprError {
+                message: format!("mapping '{}' field '{}': {}", self.name, field.name, e.message),
+                source_text: e.source_text,
+            })?;
+            if value.is_null() && !field.explicit_null {
+                continue;
+            }
+            out.insert(field.name.clone(), value);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// The 1-based line where `field:` is written, or 0.
+fn line_of(text: &str, field: &str) -> usize {
+    text.lines()
+        .position(|l| {
+            let t = l.trim_start().trim_start_matches(['"', '\'']);
+            t.strip_prefix(field)
+                .is_some_and(|rest| rest.trim_start_matches(['"', '\'']).trim_start().starts_with(':'))
+        })
+        .map_or(0, |i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_field_lines() {
+        let text = "target: X\nfields:\n  Name: a\n  \"Amount\": b\n";
+        assert_eq!(line_of(text, "Name"), 3);
+        assert_eq!(line_of(text, "Amount"), 4);
+        assert_eq!(line_of(text, "Other"), 0);
     }
 }

@@ -4,11 +4,51 @@
 //! `{{ expression }}` keeps the expression's JSON type (Power Automate's `@expr`), any other string
 //! containing `{{` renders to text (`@{expr}`), and everything else is literal. Rendering reads
 //! the run through the [`Scope`] trait, which the engine implements.
+//!
+//! # The function library
+//!
+//! Every Power Automate function keeps its name, arguments and results (`concat`, `formatDateTime`,
+//! `addDays`, `coalesce`, `triggerBody`, `body`, `variables`, …), with these differences, all of
+//! which [`pa::translate_expression`] applies when importing Power Automate expressions:
+//!
+//! - `if`, `and`, `or` and `not` are minijinja keywords, so they are called **`if_`, `and_`,
+//!   `or_` and `not_`**. Literals are minijinja's: `true`, `false`, `none` (Power Automate `null`).
+//! - Function names are case-sensitive (Power Automate's are not; the translator fixes the case).
+//! - `range(start, count)` is Power Automate's, not minijinja's.
+//! - Text interpolation prints `null` as empty text, booleans as `True`/`False`, whole floats
+//!   without `.0`, objects and arrays as compact JSON.
+//!
+//! coflow adds `jsonpath(value, '$.path')` (an array of matches), `secret('NAME')`,
+//! `mapping('file', value)`, `lookup('table', key, default?)` (inside mapping files),
+//! `soql_quote(text)` and `opt()` (below).
+//!
+//! # Missing properties
+//!
+//! As in Power Automate, reading a property that does not exist (`triggerBody().x`,
+//! `body('a')['x']`, `items[5]`) is an error that names it. The null-safe form, Power Automate's
+//! `value?['x']?['y']`, is **`opt(value, 'x', 'y')`**: `null` as soon as a property is missing
+//! or a value along the path is `null`. `coalesce` treats only `null` as missing; `empty(null)`
+//! is true; comparison functions treat `null` as `""`.
+//!
+//! Not supported: `xpath`, XML-to-JSON conversion, multipart bodies, `action()` and
+//! `listCallbackUrl()` (they fail with a message saying so).
 
+mod datetime;
+mod functions;
 mod mapping;
+mod numfmt;
+pub mod pa;
 mod references;
 pub mod secrets;
 mod template;
+mod timezones;
+mod values;
+mod workflow;
 
-pub use mapping::{Mapping, Mappings};
-pub use template::{ExprError, References, Scope, Template, compile, compile_expression, environment};
+pub use mapping::{Mapping, MappingError, Mappings};
+pub use template::{
+    Compiled, DataScope, ExprError, Part, References, Scope, Template, compile, compile_expression,
+    environment, eval_expression, function_names,
+};
+pub use timezones::windows_to_iana;
+pub use values::text;

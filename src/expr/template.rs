@@ -1,11 +1,16 @@
 //! Compiled templates and the scope they are rendered in.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
-use minijinja::value::{Object, Value as JinjaValue};
-use minijinja::{Environment, Expression, State, UndefinedBehavior};
+use minijinja::value::{Object, Rest, Value as JinjaValue};
+use minijinja::{Environment, ErrorKind, Expression, State, UndefinedBehavior};
+use regex::Regex;
 use serde_json::Value;
+
+use super::functions::{self, Def};
+use super::values::{from_json, text, to_json};
+use super::{datetime, secrets, workflow};
 
 /// What a template can see of the run it is rendered in. The engine implements it.
 pub trait Scope: Send + Sync + std::fmt::Debug {
@@ -41,16 +46,71 @@ pub struct ExprError {
     pub source_text: Option<String>,
 }
 
+/// minijinja names the expression that produced an undefined value in its error detail.
+static UNDEFINED_DETAIL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"`(.+)` is undefined").unwrap_or_else(|e| unreachable!("static regex: {e}"))
+});
+
+/// The location suffix minijinja appends, which means nothing to a flow author.
+static LOCATION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r" \(in <expression>:\d+\)$").unwrap_or_else(|e| unreachable!("static regex: {e}"))
+});
+
 impl ExprError {
-    fn from_jinja(err: &minijinja::Error, source: &str) -> Self {
-        let mut message = err.to_string();
-        if let Some(detail) = err.detail() {
-            if !message.contains(detail) {
-                message = format!("{message}: {detail}");
-            }
-        }
-        ExprError { message, source_text: Some(source.to_string()) }
+    /// An error with a message about the expression `source`.
+    pub fn new(message: impl Into<String>, source: Option<&str>) -> Self {
+        ExprError { message: secrets::redact(&message.into()), source_text: source.map(str::to_string) }
     }
+
+    fn from_jinja(err: &minijinja::Error, source: &str) -> Self {
+        let detail = err.detail().unwrap_or_default();
+        if let Some(found) = UNDEFINED_DETAIL.captures(detail) {
+            return Self::new(missing_message(&found[1], source), Some(source));
+        }
+        let message = match err.kind() {
+            ErrorKind::InvalidOperation | ErrorKind::UnknownFunction if !detail.is_empty() => {
+                detail.to_string()
+            }
+            _ => LOCATION.replace(&err.to_string(), "").into_owned(),
+        };
+        Self::new(message, Some(source))
+    }
+}
+
+/// The message for `expr` being undefined: a missing property, index or name. minijinja
+/// abbreviates call arguments as `(...)`; the expression's `source` fills them back in.
+fn missing_message(expr: &str, source: &str) -> String {
+    let (base, key) = split_last_access(expr);
+    let Some(mut base) = base.map(str::to_string) else {
+        return format!(
+            "`{expr}` is not defined: a template sees functions such as triggerBody(), body('action') and variables('name'), and `source` inside a mapping"
+        );
+    };
+    let shown = if expr.contains("(...)") { source } else { expr };
+    if base.contains("(...)") {
+        let (source_base, _) = split_last_access(source);
+        base = source_base.filter(|b| !b.is_empty()).unwrap_or("value").to_string();
+    }
+    format!(
+        "property {key} doesn't exist in `{shown}`: write opt({base}, {key}) to get null when it may be missing"
+    )
+}
+
+/// Splits `a.b['c']` into (`a.b`, `'c'`) and `a.b` into (`a`, `'b'`).
+fn split_last_access(expr: &str) -> (Option<&str>, String) {
+    let expr = expr.trim();
+    if let Some(stripped) = expr.strip_suffix(']') {
+        if let Some(open) = stripped.rfind('[') {
+            return (Some(&expr[..open]), stripped[open + 1..].to_string());
+        }
+    }
+    if let Some(dot) = expr.rfind('.') {
+        let key = &expr[dot + 1..];
+        if key.chars().all(|c| c.is_alphanumeric() || c == '_') {
+            return (Some(&expr[..dot]), format!("'{key}'"));
+        }
+    }
+    (None, expr.to_string())
 }
 
 /// Names a template refers to, for the compiler's checks.
@@ -107,59 +167,119 @@ pub fn environment() -> &'static Environment<'static> {
     &ENV
 }
 
+/// Names of every function the environment provides, for checks and the translator.
+pub fn function_names() -> impl Iterator<Item = &'static str> {
+    functions::PURE
+        .iter()
+        .chain(datetime::DATE)
+        .map(|d| d.name)
+        .chain(workflow::NAMES.iter().copied())
+        .chain(["secret", "mapping", "lookup"])
+}
+
 fn build_environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.add_function("triggerBody", |state: &State| -> Result<JinjaValue, minijinja::Error> {
-        Ok(JinjaValue::from(minijinja::value::Serde(scope(state)?.trigger().get("body"))))
+    // Debug mode makes minijinja remember which expression produced an undefined value,
+    // which is how a missing property gets named in the error.
+    env.set_debug(true);
+    for def in functions::PURE.iter().chain(datetime::DATE) {
+        env.add_function(def.name, move |args: Rest<JinjaValue>| call_pure(def, &args));
+    }
+    workflow::register(&mut env);
+    env.add_function("secret", |name: String| -> Result<String, minijinja::Error> {
+        secrets::secret(&name).map_err(|e| invalid(e.to_string()))
     });
-    env.add_function("body", |state: &State, name: String| -> Result<JinjaValue, minijinja::Error> {
-        let record = action_record(state, &name)?;
-        Ok(JinjaValue::from(minijinja::value::Serde(record.get("body"))))
-    });
-    env.add_function("outputs", |state: &State, name: String| -> Result<JinjaValue, minijinja::Error> {
-        let record = action_record(state, &name)?;
-        Ok(JinjaValue::from(minijinja::value::Serde(record.get("outputs"))))
-    });
-    env.add_function("variables", |state: &State, name: String| -> Result<JinjaValue, minijinja::Error> {
-        let value = scope(state)?
-            .variable(&name)
-            .ok_or_else(|| invalid(format!("variable '{name}' is not initialized")))?;
-        Ok(JinjaValue::from(minijinja::value::Serde(&value)))
-    });
-    env.add_function("item", |state: &State| -> Result<JinjaValue, minijinja::Error> {
-        let value = scope(state)?
-            .item(None)
-            .ok_or_else(|| invalid("item() is only available inside a loop, select or filter".into()))?;
-        Ok(JinjaValue::from(minijinja::value::Serde(&value)))
-    });
-    env.add_function("concat", |args: minijinja::value::Rest<JinjaValue>| {
-        args.iter().map(|v| v.to_string()).collect::<String>()
+    env.add_function("__strict", |value: JinjaValue| -> Result<JinjaValue, minijinja::Error> {
+        if value.is_undefined() { Err(undefined_error(&value)) } else { Ok(value) }
     });
     env
 }
 
-fn invalid(message: String) -> minijinja::Error {
-    minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, message)
+/// Calls a pure library function: checks arity and missing values, converts to JSON and back.
+fn call_pure(def: &Def, args: &[JinjaValue]) -> Result<JinjaValue, minijinja::Error> {
+    check_args(def.name, def.min, def.max, args)?;
+    let json: Vec<Value> = args.iter().map(to_json).collect();
+    (def.f)(&json).map(|v| from_json(&v)).map_err(|m| invalid(format!("{}(): {m}", def.name)))
 }
 
-fn action_record(state: &State, name: &str) -> Result<Value, minijinja::Error> {
-    scope(state)?.action(name).ok_or_else(|| invalid(format!("action '{name}' has not run")))
+/// Checks the argument count and refuses undefined (missing) values, naming where they came from.
+pub(crate) fn check_args(
+    name: &str,
+    min: usize,
+    max: usize,
+    args: &[JinjaValue],
+) -> Result<(), minijinja::Error> {
+    if args.len() < min || args.len() > max {
+        let expected = match (min, max) {
+            (a, b) if a == b => format!("{a}"),
+            (a, usize::MAX) => format!("at least {a}"),
+            (a, b) => format!("{a} to {b}"),
+        };
+        return Err(invalid(format!("{name}() takes {expected} arguments, not {}", args.len())));
+    }
+    match args.iter().find(|a| a.is_undefined()) {
+        Some(missing) => Err(undefined_error(missing)),
+        None => Ok(()),
+    }
+}
+
+/// An error for an undefined value that carries minijinja's note of where it came from.
+pub(crate) fn undefined_error(value: &JinjaValue) -> minijinja::Error {
+    match bool::try_from(value.clone()) {
+        Err(e) => e,
+        Ok(_) => minijinja::Error::from(ErrorKind::UndefinedError),
+    }
+}
+
+pub(crate) fn invalid(message: String) -> minijinja::Error {
+    minijinja::Error::new(ErrorKind::InvalidOperation, message)
 }
 
 /// The scope object is passed in the render context under this name.
-const SCOPE_KEY: &str = "__scope";
+pub(crate) const SCOPE_KEY: &str = "__scope";
 
+/// The run's scope as minijinja sees it, with per-render caches of converted values.
 #[derive(Debug)]
-struct ScopeHandle(Arc<dyn Scope>);
+pub(crate) struct ScopeHandle {
+    pub(crate) scope: Arc<dyn Scope>,
+    trigger: OnceLock<JinjaValue>,
+    actions: Mutex<Vec<(String, JinjaValue)>>,
+}
 
 impl Object for ScopeHandle {}
 
-fn scope(state: &State) -> Result<Arc<dyn Scope>, minijinja::Error> {
+impl ScopeHandle {
+    pub(crate) fn new(scope: Arc<dyn Scope>) -> Self {
+        ScopeHandle { scope, trigger: OnceLock::new(), actions: Mutex::new(Vec::new()) }
+    }
+
+    /// The trigger's outputs, converted once per render.
+    pub(crate) fn trigger(&self) -> JinjaValue {
+        self.trigger.get_or_init(|| from_json(&self.scope.trigger())).clone()
+    }
+
+    /// An action's record, converted once per render.
+    pub(crate) fn action(&self, name: &str) -> Option<JinjaValue> {
+        if let Ok(cache) = self.actions.lock() {
+            if let Some((_, v)) = cache.iter().find(|(n, _)| n == name) {
+                return Some(v.clone());
+            }
+        }
+        let value = from_json(&self.scope.action(name)?);
+        if let Ok(mut cache) = self.actions.lock() {
+            cache.push((name.to_string(), value.clone()));
+        }
+        Some(value)
+    }
+}
+
+/// The scope handle of the render in progress.
+pub(crate) fn scope_handle(state: &State) -> Result<Arc<ScopeHandle>, minijinja::Error> {
     state
         .lookup(SCOPE_KEY)
-        .and_then(|v| v.downcast_object_ref::<ScopeHandle>().map(|h| h.0.clone()))
-        .ok_or_else(|| invalid("no run scope".into()))
+        .and_then(|v| v.downcast_object::<ScopeHandle>())
+        .ok_or_else(|| invalid("this function needs a run: it is not available here".into()))
 }
 
 /// Compiles one expression (the text between `{{` and `}}`).
@@ -192,7 +312,7 @@ fn compile_string(s: &str) -> Result<Template, ExprError> {
             parts.push(Part::Text(rest[..start].to_string()));
         }
         let after = &rest[start + 2..];
-        let end = after.find("}}").ok_or_else(|| ExprError {
+        let end = find_close(after).ok_or_else(|| ExprError {
             message: "unclosed `{{`: add the matching `}}`".into(),
             source_text: Some(s.to_string()),
         })?;
@@ -208,29 +328,83 @@ fn compile_string(s: &str) -> Result<Template, ExprError> {
     }
 }
 
+/// The byte offset of the `}}` closing an expression, skipping `}}` inside string literals
+/// (so `{{ json('{"a": {"b": 1}}') }}` works).
+fn find_close(s: &str) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match quote {
+            Some(_) if b == b'\\' => i += 1,
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None if b == b'\'' || b == b'"' => quote = Some(b),
+            None if b == b'}' && bytes.get(i + 1) == Some(&b'}') => return Some(i),
+            None => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 impl Compiled {
     /// The expression's source text.
     pub fn source(&self) -> &str {
         &self.source
     }
 
-    fn eval(&self, ctx: &JinjaValue) -> Result<Value, ExprError> {
+    /// Evaluates to a minijinja value; a missing property is an error naming it.
+    pub(crate) fn eval_jinja(&self, ctx: &JinjaValue) -> Result<JinjaValue, ExprError> {
         let value = self.expr.eval(ctx.clone()).map_err(|e| ExprError::from_jinja(&e, &self.source))?;
+        if value.is_undefined() {
+            return Err(self.diagnose_undefined(ctx));
+        }
+        Ok(value)
+    }
+
+    /// Evaluates to JSON.
+    pub(crate) fn eval(&self, ctx: &JinjaValue) -> Result<Value, ExprError> {
+        let value = self.eval_jinja(ctx)?;
         serde_json::to_value(&value).map_err(|e| ExprError {
             message: format!("result is not JSON: {e}"),
             source_text: Some(self.source.clone()),
         })
+    }
+
+    /// Re-evaluates the expression through a function that refuses undefined values, so that
+    /// minijinja names the property that was missing. Only runs on the error path.
+    fn diagnose_undefined(&self, ctx: &JinjaValue) -> ExprError {
+        let fallback = || {
+            ExprError::new(
+                format!("`{}` has no value: a property it reads doesn't exist", self.source),
+                Some(&self.source),
+            )
+        };
+        let Ok(check) = ENV.compile_expression_owned(format!("__strict(({}))", self.source)) else {
+            return fallback();
+        };
+        match check.eval(ctx.clone()) {
+            Err(e) => ExprError::from_jinja(&e, &self.source),
+            Ok(_) => fallback(),
+        }
     }
 }
 
 impl Template {
     /// Renders the value in a run's scope.
     pub fn render(&self, scope: &Arc<dyn Scope>) -> Result<Value, ExprError> {
-        let ctx = minijinja::context! { __scope => JinjaValue::from_object(ScopeHandle(scope.clone())) };
+        let ctx = context(Some(scope.clone()), &[]);
         self.render_in(&ctx)
     }
 
-    fn render_in(&self, ctx: &JinjaValue) -> Result<Value, ExprError> {
+    /// Renders the value with no run: workflow functions fail, everything else works.
+    pub fn render_detached(&self) -> Result<Value, ExprError> {
+        self.render_in(&context(None, &[]))
+    }
+
+    pub(crate) fn render_in(&self, ctx: &JinjaValue) -> Result<Value, ExprError> {
         match self {
             Template::Literal(v) => Ok(v.clone()),
             Template::Expr(e) => e.eval(ctx),
@@ -239,7 +413,7 @@ impl Template {
                 for part in parts {
                     match part {
                         Part::Text(t) => out.push_str(t),
-                        Part::Expr(e) => push_text(&mut out, &e.eval(ctx)?),
+                        Part::Expr(e) => out.push_str(&text(&e.eval(ctx)?)),
                     }
                 }
                 Ok(Value::String(out))
@@ -262,11 +436,77 @@ impl Template {
     }
 }
 
-/// Power Automate's string interpolation: strings as is, null as empty, the rest as JSON.
-fn push_text(out: &mut String, value: &Value) {
-    match value {
-        Value::String(s) => out.push_str(s),
-        Value::Null => {}
-        other => out.push_str(&other.to_string()),
+/// A render context: the run's scope (if any) and extra named values.
+pub(crate) fn context(scope: Option<Arc<dyn Scope>>, extra: &[(&str, JinjaValue)]) -> JinjaValue {
+    let handle = scope.map(|s| JinjaValue::from_object(ScopeHandle::new(s)));
+    context_with_handle(handle, extra)
+}
+
+/// A render context sharing an existing scope handle (and its caches).
+pub(crate) fn context_with_handle(handle: Option<JinjaValue>, extra: &[(&str, JinjaValue)]) -> JinjaValue {
+    let mut pairs: Vec<(&str, JinjaValue)> = Vec::with_capacity(extra.len() + 1);
+    if let Some(h) = handle {
+        pairs.push((SCOPE_KEY, h));
+    }
+    pairs.extend(extra.iter().cloned());
+    JinjaValue::from_pairs(pairs)
+}
+
+/// Evaluates one expression (not a template) with `data` as `triggerBody()` and no other run.
+pub fn eval_expression(source: &str, data: Option<Value>) -> Result<Value, ExprError> {
+    let compiled = compile_expression(source)?;
+    let scope: Arc<dyn Scope> = Arc::new(DataScope { body: data.unwrap_or(Value::Null) });
+    compiled.eval(&context(Some(scope), &[]))
+}
+
+/// A scope whose only content is a trigger body, for `coflow eval` and tests.
+#[derive(Debug, Clone)]
+pub struct DataScope {
+    /// What `triggerBody()` returns.
+    pub body: Value,
+}
+
+impl Scope for DataScope {
+    fn trigger(&self) -> Value {
+        serde_json::json!({"headers": {}, "body": self.body})
+    }
+    fn action(&self, _name: &str) -> Option<Value> {
+        None
+    }
+    fn variable(&self, _name: &str) -> Option<Value> {
+        None
+    }
+    fn parameter(&self, _name: &str) -> Option<Value> {
+        None
+    }
+    fn item(&self, _loop_name: Option<&str>) -> Option<Value> {
+        None
+    }
+    fn iteration_index(&self, _loop_name: &str) -> Option<usize> {
+        None
+    }
+    fn result(&self, _container: &str) -> Option<Value> {
+        None
+    }
+    fn workflow(&self) -> Value {
+        serde_json::json!({"name": "eval", "run": {"name": "eval"}})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_access_is_split() {
+        assert_eq!(split_last_access("a.b['c']"), (Some("a.b"), "'c'".to_string()));
+        assert_eq!(split_last_access("a.b"), (Some("a"), "'b'".to_string()));
+        assert_eq!(split_last_access("x"), (None, "x".to_string()));
+    }
+
+    #[test]
+    fn close_skips_braces_in_strings() {
+        let s = r#" json('{"a": {"b": 1}}') }} tail"#;
+        assert_eq!(find_close(s), s.find("}} tail"));
     }
 }
