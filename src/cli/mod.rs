@@ -1,5 +1,7 @@
 //! The `coflow` command line: one module per subcommand.
 
+pub mod run;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -102,7 +104,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate { .. } => not_yet("validate"),
         Command::Graph { .. } => not_yet("graph"),
-        Command::Run { .. } => not_yet("run"),
+        Command::Run { flow, event, dry_run, json } => run::run(&flow, event.as_deref(), dry_run, json),
         Command::Eval { expr, data, pa } => eval::run(&expr, data.as_deref(), pa),
         Command::Sandbox { .. } => not_yet("sandbox"),
     };

@@ -1,1 +1,327 @@
 //! Executing one run of a compiled flow with Power Automate semantics.
+//!
+//! [`run`] takes a [`Flow`], the [`TriggerEvent`] that started it and [`RunOptions`] (connections,
+//! dry-run, parameters, cancellation, clock, observer) and returns the [`Run`] record. Actions run
+//! when their `run_after` holds, independent branches overlap, and the run's status is worked out
+//! from its leaves (reference §2.4). Nothing here panics or returns early on a flow's own
+//! failures: they are all data in the record.
+
+mod actions;
+mod block;
+mod call;
+mod clock;
+mod control;
+mod record;
+mod retry;
+mod state;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde_json::{Map, Value, json};
+use tokio::sync::watch;
+
+pub use clock::{Clock, TokioClock};
+pub use record::{ActionError, ActionResult, Attempt, Iteration, ResponseRecord, Run, Status, TriggerRecord};
+pub use retry::retry_delay;
+
+use crate::connectors::{Connections, HttpClient};
+use crate::expr::secrets;
+use crate::flow::{ActionKind, Block, Flow};
+use state::{Frame, Shared};
+
+/// The event that starts a run: what `triggerBody()` and `triggerOutputs()` read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TriggerEvent {
+    /// Request headers (or connector metadata), as a JSON object.
+    pub headers: Map<String, Value>,
+    /// The event body.
+    pub body: Value,
+}
+
+impl TriggerEvent {
+    /// An event with only a body.
+    pub fn from_body(body: Value) -> Self {
+        TriggerEvent { headers: Map::new(), body }
+    }
+
+    /// Reads an event file's JSON: an object whose only keys are `body` and optionally
+    /// `headers` is the full form; anything else is the body itself.
+    pub fn from_json(value: Value) -> Self {
+        if let Value::Object(map) = &value {
+            let full_form = map.contains_key("body") && map.keys().all(|k| k == "body" || k == "headers");
+            let headers_ok = map.get("headers").is_none_or(Value::is_object);
+            if full_form && headers_ok {
+                let mut map = map.clone();
+                let headers = match map.remove("headers") {
+                    Some(Value::Object(h)) => h,
+                    _ => Map::new(),
+                };
+                let body = map.remove("body").unwrap_or(Value::Null);
+                return TriggerEvent { headers, body };
+            }
+        }
+        TriggerEvent::from_body(value)
+    }
+
+    fn outputs(&self) -> Value {
+        json!({"headers": self.headers, "body": self.body})
+    }
+}
+
+/// A handle that stops a run: running actions are cancelled and the rest skipped.
+#[derive(Debug, Clone)]
+pub struct CancelToken {
+    sender: Arc<watch::Sender<bool>>,
+}
+
+impl Default for CancelToken {
+    fn default() -> Self {
+        CancelToken { sender: Arc::new(watch::channel(false).0) }
+    }
+}
+
+impl CancelToken {
+    /// A token that is not cancelled.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks the run to stop.
+    pub fn cancel(&self) {
+        self.sender.send_replace(true);
+    }
+
+    /// Whether [`CancelToken::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        *self.sender.borrow()
+    }
+
+    /// Completes once the token is cancelled.
+    pub async fn cancelled(&self) {
+        let mut receiver = self.sender.subscribe();
+        // The sender lives as long as `self`, so waiting can only end by cancellation.
+        let _ = receiver.wait_for(|cancelled| *cancelled).await;
+    }
+}
+
+/// One finished action, as an [`Observer`] sees it (secrets already redacted).
+#[derive(Debug)]
+pub struct ActionEvent<'a> {
+    /// The action's name.
+    pub name: &'a str,
+    /// Enclosing loops, outermost first, as `(loop name, iteration index)`.
+    pub iterations: &'a [(String, usize)],
+    /// What the action did.
+    pub result: &'a ActionResult,
+}
+
+/// Hooks called while a run progresses, e.g. to persist results as they complete.
+pub trait Observer: Send + Sync + std::fmt::Debug {
+    /// An action reached its final status.
+    fn action_finished(&self, event: &ActionEvent<'_>) {
+        let _ = event;
+    }
+
+    /// A `response` action produced the answer to the triggering request.
+    fn response(&self, response: &ResponseRecord) {
+        let _ = response;
+    }
+}
+
+/// How to run a flow.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Connections for connector actions, by connection name.
+    pub connections: Connections,
+    /// The client every HTTP call goes through; its dry-run flag holds back writes.
+    pub http: HttpClient,
+    /// Values for the flow's parameters, overriding their defaults.
+    pub parameters: IndexMap<String, Value>,
+    /// Stops the run when cancelled.
+    pub cancel: CancelToken,
+    /// Where timestamps come from.
+    pub clock: Arc<dyn Clock>,
+    /// Told about each action as it completes.
+    pub observer: Option<Arc<dyn Observer>>,
+    /// The run's id; a new UUID v7 when `None`.
+    pub run_id: Option<String>,
+}
+
+/// Power Automate's limit for one outbound synchronous request.
+const HTTP_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl RunOptions {
+    /// Options with no connections, a real HTTP client and the system clock.
+    pub fn new(dry_run: bool) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(HTTP_REQUEST_TIMEOUT)
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Self::with_http(HttpClient::new(client, dry_run))
+    }
+
+    /// Options that send HTTP through `http`.
+    pub fn with_http(http: HttpClient) -> Self {
+        RunOptions {
+            connections: Connections::new(),
+            http,
+            parameters: IndexMap::new(),
+            cancel: CancelToken::new(),
+            clock: Arc::new(TokioClock::system()),
+            observer: None,
+            run_id: None,
+        }
+    }
+
+    /// Whether writes are held back.
+    pub fn is_dry_run(&self) -> bool {
+        self.http.is_dry_run()
+    }
+}
+
+/// What every action of a run can reach.
+pub(crate) struct Exec<'a> {
+    pub flow: &'a Flow,
+    pub options: &'a RunOptions,
+}
+
+impl Exec<'_> {
+    pub fn clock(&self) -> &dyn Clock {
+        self.options.clock.as_ref()
+    }
+}
+
+/// Runs `flow` once for `event` and returns the run record.
+pub async fn run(flow: &Flow, event: TriggerEvent, options: &RunOptions) -> Run {
+    let started_at = options.clock.now();
+    let run_id = options.run_id.clone().unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let shared = Arc::new(Shared {
+        flow_name: flow.name.clone(),
+        run_id: run_id.clone(),
+        trigger: event.outputs(),
+        parameters: parameters(flow, options),
+        mappings: flow.mappings.clone(),
+        variables: Mutex::default(),
+        latest: Mutex::default(),
+        children: container_children(&flow.root),
+        stop: CancelToken::new(),
+        termination: Mutex::default(),
+        response: Mutex::default(),
+        observer: options.observer.clone(),
+    });
+    let root = Frame::root(shared.clone());
+    let exec = Exec { flow, options };
+    let work = block::run_block(&exec, &flow.root, &root);
+    tokio::pin!(work);
+    // A per-run stop token, so a terminate never trips the caller's token.
+    let outcome = tokio::select! {
+        outcome = &mut work => outcome,
+        () = options.cancel.cancelled() => {
+            shared.stop.cancel();
+            work.await
+        }
+    };
+    let (status, error) = run_status(&flow.root, &outcome, &root);
+    let actions = block::ordered(&flow.root, root.take_entries());
+    let response = state::lock(&shared.response).take();
+    let mut run = Run {
+        flow: flow.name.clone(),
+        run_id,
+        status,
+        trigger: TriggerRecord { outputs: shared.trigger.clone() },
+        started_at,
+        ended_at: options.clock.now(),
+        error,
+        actions,
+        response,
+        dry_run: options.is_dry_run(),
+    };
+    redact_run(&mut run);
+    run
+}
+
+/// §2.4: terminate overrides everything, a cancelled run is cancelled, else the leaf walk.
+fn run_status(root: &Block, outcome: &block::BlockOutcome, frame: &Frame) -> (Status, Option<ActionError>) {
+    if let Some(termination) = state::lock(&frame.shared.termination).clone() {
+        return (termination.status, termination.error);
+    }
+    if frame.shared.stopping() {
+        return (Status::Cancelled, Some(ActionError::new("RunCancelled", "the run was cancelled")));
+    }
+    match block::block_status(root, &outcome.statuses) {
+        Ok(()) => (Status::Succeeded, None),
+        Err(index) => {
+            let name = &root.actions[index].name;
+            let error = frame
+                .error_of(name)
+                .unwrap_or_else(|| ActionError::new("ActionFailed", format!("action '{name}' failed")));
+            (Status::Failed, Some(error))
+        }
+    }
+}
+
+fn parameters(flow: &Flow, options: &RunOptions) -> IndexMap<String, Value> {
+    let mut values: IndexMap<String, Value> =
+        flow.parameters.iter().filter_map(|(name, p)| p.default.clone().map(|d| (name.clone(), d))).collect();
+    values.extend(options.parameters.iter().map(|(k, v)| (k.clone(), v.clone())));
+    values
+}
+
+/// Container name -> its direct children, for `result('x')`.
+fn container_children(block: &Block) -> HashMap<String, Vec<String>> {
+    let mut map = HashMap::new();
+    collect_children(block, &mut map);
+    map
+}
+
+fn collect_children(block: &Block, map: &mut HashMap<String, Vec<String>>) {
+    for action in &block.actions {
+        let blocks: Vec<&Block> = match &action.kind {
+            ActionKind::Foreach { actions, .. } | ActionKind::Until { actions, .. } => vec![actions],
+            kind => block::flat_children(kind),
+        };
+        if blocks.is_empty() {
+            continue;
+        }
+        let names = blocks.iter().flat_map(|b| b.actions.iter().map(|a| a.name.clone())).collect();
+        map.insert(action.name.clone(), names);
+        for inner in blocks {
+            collect_children(inner, map);
+        }
+    }
+}
+
+fn redact_error(error: &mut Option<ActionError>) {
+    if let Some(error) = error {
+        error.message = secrets::redact(&error.message);
+    }
+}
+
+/// Hides secret values in one result (and its iterations) before it leaves the engine.
+pub(crate) fn redact_result(result: &mut ActionResult) {
+    for value in [&mut result.inputs, &mut result.outputs].into_iter().flatten() {
+        secrets::redact_value(value);
+    }
+    redact_error(&mut result.error);
+    for attempt in &mut result.retry_history {
+        attempt.error.message = secrets::redact(&attempt.error.message);
+    }
+    for iteration in result.iterations.iter_mut().flatten() {
+        iteration.actions.values_mut().for_each(redact_result);
+    }
+}
+
+fn redact_run(run: &mut Run) {
+    secrets::redact_value(&mut run.trigger.outputs);
+    redact_error(&mut run.error);
+    run.actions.values_mut().for_each(redact_result);
+    if let Some(response) = &mut run.response {
+        secrets::redact_value(&mut response.body);
+        for value in response.headers.values_mut() {
+            *value = secrets::redact(value);
+        }
+    }
+}

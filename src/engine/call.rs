@@ -1,0 +1,299 @@
+//! Outbound calls (the `http` action and connector operations) with retries and dry-runs.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use super::Exec;
+use super::actions::render;
+use super::control::failed;
+use super::record::{ActionError, ActionResult, Attempt, Status};
+use super::retry::{retry_count, retry_delay};
+use super::state::Frame;
+use crate::connectors::http::effect_of_method;
+use crate::connectors::{Connector, ConnectorError, HttpRequest, OperationCall};
+use crate::expr::{Scope, Template};
+use crate::flow::Action;
+
+/// Why one attempt failed, and whether to try again.
+struct CallFailure {
+    error: ActionError,
+    outputs: Option<Value>,
+    retryable: bool,
+    retry_after: Option<Duration>,
+}
+
+impl CallFailure {
+    fn from_connector(error: ConnectorError) -> Self {
+        let outputs = match &error {
+            ConnectorError::Status { status, body, .. } => Some(json!({"statusCode": status, "body": body})),
+            _ => None,
+        };
+        CallFailure {
+            retryable: error.is_retryable(),
+            retry_after: error.retry_after(),
+            outputs,
+            error: ActionError::new(error.code(), error.to_string()),
+        }
+    }
+}
+
+/// Makes attempts until one succeeds, the failure is not retryable or the policy's retries are
+/// used up. The server's `Retry-After` wins over the policy's own wait (reference §2.5).
+async fn with_retries<F, Fut>(exec: &Exec<'_>, action: &Action, inputs: Value, mut attempt: F) -> ActionResult
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Value, CallFailure>>,
+{
+    let allowed = retry_count(&action.retry);
+    let mut result = ActionResult::new(Status::Succeeded);
+    result.inputs = Some(inputs);
+    loop {
+        let started_at = exec.clock().now();
+        result.attempts += 1;
+        let failure = match attempt().await {
+            Ok(outputs) => {
+                result.outputs = Some(outputs);
+                return result;
+            }
+            Err(failure) => failure,
+        };
+        let ended_at = exec.clock().now();
+        result.retry_history.push(Attempt { started_at, ended_at, error: failure.error.clone() });
+        let retries_done = result.attempts - 1;
+        if !failure.retryable || retries_done >= allowed {
+            result.status = Status::Failed;
+            result.outputs = failure.outputs;
+            result.error = Some(failure.error);
+            return result;
+        }
+        let wait = failure.retry_after.unwrap_or_else(|| retry_delay(&action.retry, retries_done + 1));
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// Outputs of a write a dry-run held back: the exact request it would have sent.
+fn dry_run_outputs(request: &HttpRequest) -> Value {
+    json!({"dry_run": true, "request": request.masked()})
+}
+
+fn invalid(message: impl Into<String>) -> ActionError {
+    ActionError::new("InvalidInputs", message)
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+const HTTP_KEYS: [&str; 6] = ["method", "url", "headers", "query", "body", "authentication"];
+
+/// Builds the request an `http` action describes.
+fn build_request(value: &Value) -> Result<HttpRequest, ActionError> {
+    let Value::Object(map) = value else {
+        return Err(invalid(
+            "an http action needs `method`, `url` and optionally `headers`, `query`, `body`, `authentication`",
+        ));
+    };
+    if let Some(unknown) = map.keys().find(|k| !HTTP_KEYS.contains(&k.as_str())) {
+        return Err(invalid(format!("unknown http key `{unknown}`; use one of {}", HTTP_KEYS.join(", "))));
+    }
+    let method = match map.get("method") {
+        None | Some(Value::Null) => "GET".to_string(),
+        Some(Value::String(m)) if !m.is_empty() && m.chars().all(|c| c.is_ascii_alphabetic()) => {
+            m.to_ascii_uppercase()
+        }
+        Some(other) => {
+            return Err(invalid(format!("`method` must be a word such as GET or POST, got {other}")));
+        }
+    };
+    let url_text = map
+        .get("url")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid("`url` is required and must be text"))?;
+    let mut url = url::Url::parse(url_text)
+        .map_err(|e| invalid(format!("`url` must be an absolute http(s) URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid(format!("`url` must use http or https, not {}", url.scheme())));
+    }
+    if let Some(query) = map.get("query").filter(|q| !q.is_null()) {
+        let query = query.as_object().ok_or_else(|| invalid("`query` must be a map of name to value"))?;
+        let mut pairs = url.query_pairs_mut();
+        for (name, value) in query {
+            pairs.append_pair(name, &text(value));
+        }
+    }
+    let mut headers = BTreeMap::new();
+    if let Some(given) = map.get("headers").filter(|h| !h.is_null()) {
+        let given = given.as_object().ok_or_else(|| invalid("`headers` must be a map of name to value"))?;
+        headers.extend(given.iter().map(|(k, v)| (k.clone(), text(v))));
+    }
+    if let Some(auth) = map.get("authentication").filter(|a| !a.is_null()) {
+        headers.insert("Authorization".into(), authorization(auth)?);
+    }
+    let body = map.get("body").filter(|b| !b.is_null()).cloned();
+    Ok(HttpRequest { method, url: url.into(), headers, body })
+}
+
+fn authorization(auth: &Value) -> Result<String, ActionError> {
+    let field = |name: &str| auth.get(name).map(text).filter(|s| !s.is_empty());
+    let need = |name: &str, kind: &str| {
+        field(name).ok_or_else(|| invalid(format!("{kind} authentication needs `{name}`")))
+    };
+    match auth.get("type").and_then(Value::as_str) {
+        Some("basic") => {
+            use base64::Engine as _;
+            let pair = format!("{}:{}", need("username", "basic")?, need("password", "basic")?);
+            Ok(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair)))
+        }
+        Some("bearer") => Ok(format!("Bearer {}", need("token", "bearer")?)),
+        Some("raw") => need("value", "raw"),
+        _ => Err(invalid("`authentication.type` must be basic, bearer or raw")),
+    }
+}
+
+fn response_outputs(status: u16, headers: &BTreeMap<String, String>, body: &Value) -> Value {
+    json!({"statusCode": status, "headers": headers, "body": body})
+}
+
+/// The `http` action: one request, retried per the action's policy.
+pub(crate) async fn http(
+    exec: &Exec<'_>,
+    action: &Action,
+    frame: &Arc<Frame>,
+    request: &Template,
+) -> ActionResult {
+    let scope: Arc<dyn Scope> = frame.clone();
+    let rendered = match render(request, &scope) {
+        Ok(value) => value,
+        Err(error) => return failed(None, error),
+    };
+    let request = match build_request(&rendered) {
+        Ok(request) => request,
+        Err(error) => return failed(Some(rendered), error),
+    };
+    let inputs = serde_json::to_value(request.masked()).unwrap_or(Value::Null);
+    let effect = effect_of_method(&request.method);
+    let client = &exec.options.http;
+    with_retries(exec, action, inputs, || async {
+        match client.send(request.clone(), effect).await {
+            Ok(None) => Ok(dry_run_outputs(&request)),
+            Ok(Some(response)) if response.is_success() => {
+                Ok(response_outputs(response.status, &response.headers, &response.body))
+            }
+            Ok(Some(response)) => {
+                let outputs = response_outputs(response.status, &response.headers, &response.body);
+                let error = response.into_error(exec.clock().now());
+                let mut failure = CallFailure::from_connector(error);
+                failure.error.message =
+                    format!("{} {} answered {}", request.method, request.url, failure.error.message);
+                failure.outputs = Some(outputs);
+                Err(failure)
+            }
+            Err(error) => Err(CallFailure::from_connector(error)),
+        }
+    })
+    .await
+}
+
+/// Which connector operation an action calls.
+pub(crate) struct Target<'a> {
+    pub connector: &'a str,
+    pub operation: &'a str,
+    pub connection: Option<&'a str>,
+}
+
+/// An alias goes through the flow's `connections` map; no alias means the only connection of
+/// the connector's kind.
+fn resolve<'a>(exec: &'a Exec<'_>, target: &Target<'_>) -> Result<&'a Arc<dyn Connector>, ActionError> {
+    let connections = &exec.options.connections;
+    let missing = |message: String| ActionError::new("ConnectionNotFound", message);
+    match target.connection {
+        Some(alias) => {
+            let name = exec.flow.connections.get(alias).map(String::as_str).unwrap_or(alias);
+            connections
+                .get(name)
+                .ok_or_else(|| missing(format!("connection '{name}' (alias '{alias}') is not configured: add it to coflow.yaml")))
+        }
+        None => connections.only_of_kind(target.connector).ok_or_else(|| {
+            missing(format!(
+                "no single {} connection is configured: add one to coflow.yaml, or name one with `connection:`",
+                target.connector
+            ))
+        }),
+    }
+}
+
+/// A connector operation, retried per the action's policy.
+pub(crate) async fn connector(
+    exec: &Exec<'_>,
+    action: &Action,
+    frame: &Arc<Frame>,
+    target: Target<'_>,
+    inputs: &Template,
+) -> ActionResult {
+    let connector = match resolve(exec, &target) {
+        Ok(connector) => connector,
+        Err(error) => return failed(None, error),
+    };
+    let scope: Arc<dyn Scope> = frame.clone();
+    let inputs = match render(inputs, &scope) {
+        Ok(value) => value,
+        Err(error) => return failed(None, error),
+    };
+    let operation = target.operation;
+    with_retries(exec, action, inputs.clone(), || async {
+        let http = exec.options.http.for_call();
+        let outcome = connector.call(OperationCall { operation, inputs: &inputs, http: &http }).await;
+        if let Some(request) = http.held_back().last() {
+            return Ok(dry_run_outputs(request));
+        }
+        match outcome {
+            Ok(output) => {
+                let headers: Map<String, Value> =
+                    output.headers.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+                Ok(json!({"statusCode": output.status, "headers": headers, "body": output.body}))
+            }
+            Err(error) => Err(CallFailure::from_connector(error)),
+        }
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_get_query_and_authentication() {
+        let request = build_request(&json!({
+            "method": "post",
+            "url": "http://127.0.0.1:1/items",
+            "query": {"q": "a b", "n": 2},
+            "authentication": {"type": "basic", "username": "u", "password": "p"},
+            "body": {"x": 1}
+        }))
+        .unwrap();
+        assert_eq!(request.method, "POST");
+        assert_eq!(request.url, "http://127.0.0.1:1/items?q=a+b&n=2");
+        assert_eq!(request.headers["Authorization"], "Basic dTpw");
+        assert_eq!(request.body, Some(json!({"x": 1})));
+    }
+
+    #[test]
+    fn bad_requests_say_what_to_fix() {
+        let error = build_request(&json!({"url": "ftp://x/"})).unwrap_err();
+        assert!(error.message.contains("http or https"), "{}", error.message);
+        let error = build_request(&json!({"url": "http://x/", "verb": "GET"})).unwrap_err();
+        assert!(error.message.contains("unknown http key `verb`"), "{}", error.message);
+        let error =
+            build_request(&json!({"url": "http://x/", "authentication": {"type": "bearer"}})).unwrap_err();
+        assert!(error.message.contains("needs `token`"), "{}", error.message);
+    }
+}

@@ -1,0 +1,300 @@
+//! The live state of a run, and what templates see of it (the [`Scope`] implementation).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use indexmap::IndexMap;
+use serde_json::{Map, Value, json};
+
+use super::record::{ActionResult, ResponseRecord, Status};
+use super::{ActionEvent, CancelToken, Observer};
+use crate::expr::{Mappings, Scope};
+use crate::flow::VariableType;
+
+/// Locks a mutex, recovering the data if another thread panicked while holding it: the state
+/// it guards is only ever replaced whole, so it is never left half-written.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A variable's declared type and current value.
+#[derive(Debug, Clone)]
+pub(crate) struct Variable {
+    pub kind: VariableType,
+    pub value: Value,
+}
+
+/// How `body('x')` reads an action's outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyOf {
+    /// The outputs themselves (compose, select, …).
+    Outputs,
+    /// The `body` field of the outputs (http, connectors).
+    Field,
+}
+
+/// A finished action as the run keeps it.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub result: ActionResult,
+    pub body: BodyOf,
+}
+
+/// Why the run was stopped early by a `terminate` action.
+#[derive(Debug, Clone)]
+pub(crate) struct Termination {
+    pub status: Status,
+    pub error: Option<super::ActionError>,
+}
+
+/// What every frame of one run shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub flow_name: String,
+    pub run_id: String,
+    pub trigger: Value,
+    pub parameters: IndexMap<String, Value>,
+    pub mappings: Arc<Mappings>,
+    pub variables: Mutex<HashMap<String, Variable>>,
+    /// Latest record of each action inside a loop, so `body('x')` works from outside the loop.
+    pub latest: Mutex<HashMap<String, Entry>>,
+    /// Container name -> names of the actions directly inside it, for `result('x')`.
+    pub children: HashMap<String, Vec<String>>,
+    pub stop: CancelToken,
+    pub termination: Mutex<Option<Termination>>,
+    pub response: Mutex<Option<ResponseRecord>>,
+    pub observer: Option<Arc<dyn Observer>>,
+}
+
+impl Shared {
+    /// Whether the run is being stopped (terminate or cancellation).
+    pub fn stopping(&self) -> bool {
+        self.stop.is_cancelled()
+    }
+}
+
+/// Which loop iteration a frame is.
+#[derive(Debug, Clone)]
+pub(crate) struct LoopInfo {
+    pub name: String,
+    pub index: usize,
+    /// The current item (`foreach` only).
+    pub item: Option<Value>,
+}
+
+/// The actions recorded in one container run: the whole flow, or one loop iteration.
+#[derive(Debug)]
+pub(crate) struct Frame {
+    pub shared: Arc<Shared>,
+    parent: Option<Arc<Frame>>,
+    pub loop_info: Option<LoopInfo>,
+    entries: Mutex<IndexMap<String, Entry>>,
+}
+
+impl Frame {
+    /// The frame of the whole run.
+    pub fn root(shared: Arc<Shared>) -> Arc<Frame> {
+        Arc::new(Frame { shared, parent: None, loop_info: None, entries: Mutex::default() })
+    }
+
+    /// A frame for one loop iteration.
+    pub fn iteration(parent: &Arc<Frame>, info: LoopInfo) -> Arc<Frame> {
+        Arc::new(Frame {
+            shared: parent.shared.clone(),
+            parent: Some(parent.clone()),
+            loop_info: Some(info),
+            entries: Mutex::default(),
+        })
+    }
+
+    fn in_loop(&self) -> bool {
+        self.parent.is_some()
+    }
+
+    /// Keeps a finished action and tells the observer.
+    pub fn record(&self, name: &str, result: ActionResult, body: BodyOf) {
+        if let Some(observer) = &self.shared.observer {
+            let mut shown = result.clone();
+            super::redact_result(&mut shown);
+            let path = self.iteration_path();
+            observer.action_finished(&ActionEvent { name, iterations: &path, result: &shown });
+        }
+        let entry = Entry { result, body };
+        if self.in_loop() {
+            lock(&self.shared.latest).insert(name.to_string(), entry.clone());
+        }
+        lock(&self.entries).insert(name.to_string(), entry);
+    }
+
+    /// The error of an action already recorded in this frame.
+    pub fn error_of(&self, name: &str) -> Option<super::ActionError> {
+        lock(&self.entries).get(name).and_then(|e| e.result.error.clone())
+    }
+
+    /// Takes every recorded action out of the frame.
+    pub fn take_entries(&self) -> IndexMap<String, Entry> {
+        std::mem::take(&mut *lock(&self.entries))
+    }
+
+    /// Loops enclosing this frame, outermost first, as `(loop name, iteration index)`.
+    pub fn iteration_path(&self) -> Vec<(String, usize)> {
+        let mut path = Vec::new();
+        let mut frame = Some(self);
+        while let Some(f) = frame {
+            if let Some(info) = &f.loop_info {
+                path.push((info.name.clone(), info.index));
+            }
+            frame = f.parent.as_deref();
+        }
+        path.reverse();
+        path
+    }
+
+    fn find_entry(&self, name: &str) -> Option<Entry> {
+        let mut frame = Some(self);
+        while let Some(f) = frame {
+            if let Some(entry) = lock(&f.entries).get(name) {
+                return Some(entry.clone());
+            }
+            frame = f.parent.as_deref();
+        }
+        lock(&self.shared.latest).get(name).cloned()
+    }
+
+    fn find_loop(&self, name: Option<&str>, want_item: bool) -> Option<&LoopInfo> {
+        let mut frame = Some(self);
+        while let Some(f) = frame {
+            if let Some(info) = &f.loop_info {
+                let name_ok = name.is_none_or(|n| n == info.name);
+                if name_ok && (!want_item || info.item.is_some()) {
+                    return Some(info);
+                }
+            }
+            frame = f.parent.as_deref();
+        }
+        None
+    }
+}
+
+/// The record `actions('x')` returns; `body` is resolved the way `body('x')` reads it.
+fn action_value(name: &str, entry: &Entry) -> Value {
+    let result = &entry.result;
+    let outputs = result.outputs.clone().unwrap_or(Value::Null);
+    let body = match entry.body {
+        BodyOf::Outputs => outputs.clone(),
+        BodyOf::Field => outputs.get("body").cloned().unwrap_or(Value::Null),
+    };
+    let mut map = Map::with_capacity(8);
+    map.insert("name".into(), Value::String(name.to_string()));
+    map.insert("status".into(), Value::String(result.status.as_str().to_string()));
+    map.insert("inputs".into(), result.inputs.clone().unwrap_or(Value::Null));
+    map.insert("outputs".into(), outputs);
+    map.insert("body".into(), body);
+    map.insert("error".into(), serde_json::to_value(&result.error).unwrap_or(Value::Null));
+    if let Some(started) = result.started_at {
+        map.insert("startTime".into(), Value::String(started.to_string()));
+    }
+    if let Some(ended) = result.ended_at {
+        map.insert("endTime".into(), Value::String(ended.to_string()));
+    }
+    Value::Object(map)
+}
+
+impl Scope for Frame {
+    fn trigger(&self) -> Value {
+        self.shared.trigger.clone()
+    }
+
+    fn action(&self, name: &str) -> Option<Value> {
+        self.find_entry(name).map(|entry| action_value(name, &entry))
+    }
+
+    fn variable(&self, name: &str) -> Option<Value> {
+        lock(&self.shared.variables).get(name).map(|v| v.value.clone())
+    }
+
+    fn parameter(&self, name: &str) -> Option<Value> {
+        self.shared.parameters.get(name).cloned()
+    }
+
+    fn item(&self, loop_name: Option<&str>) -> Option<Value> {
+        self.find_loop(loop_name, true).and_then(|info| info.item.clone())
+    }
+
+    fn iteration_index(&self, loop_name: &str) -> Option<usize> {
+        self.find_loop(Some(loop_name), false).map(|info| info.index)
+    }
+
+    fn result(&self, container: &str) -> Option<Value> {
+        let children = self.shared.children.get(container)?;
+        let own = self.find_entry(container);
+        let iterations = own.as_ref().and_then(|e| e.result.iterations.as_ref());
+        let items = match iterations {
+            // Loops: one object per inner action, its outputs one record per iteration.
+            Some(iterations) => children
+                .iter()
+                .map(|child| {
+                    let per_iteration: Vec<Value> = iterations
+                        .iter()
+                        .filter_map(|it| it.actions.get(child))
+                        .map(|r| action_value(child, &Entry { result: r.clone(), body: BodyOf::Outputs }))
+                        .collect();
+                    json!({"name": child, "outputs": per_iteration})
+                })
+                .collect(),
+            None => children
+                .iter()
+                .filter_map(|child| self.find_entry(child).map(|e| action_value(child, &e)))
+                .collect(),
+        };
+        Some(Value::Array(items))
+    }
+
+    fn workflow(&self) -> Value {
+        json!({"name": self.shared.flow_name, "run": {"name": self.shared.run_id}})
+    }
+
+    fn mappings(&self) -> Option<&Mappings> {
+        Some(&self.shared.mappings)
+    }
+}
+
+/// The scope of one `select` / `filter` item: the frame plus `item()`.
+#[derive(Debug)]
+pub(crate) struct ItemScope {
+    pub frame: Arc<Frame>,
+    pub item: Value,
+}
+
+impl Scope for ItemScope {
+    fn trigger(&self) -> Value {
+        self.frame.trigger()
+    }
+    fn action(&self, name: &str) -> Option<Value> {
+        self.frame.action(name)
+    }
+    fn variable(&self, name: &str) -> Option<Value> {
+        self.frame.variable(name)
+    }
+    fn parameter(&self, name: &str) -> Option<Value> {
+        self.frame.parameter(name)
+    }
+    fn item(&self, loop_name: Option<&str>) -> Option<Value> {
+        match loop_name {
+            None => Some(self.item.clone()),
+            Some(_) => self.frame.item(loop_name),
+        }
+    }
+    fn iteration_index(&self, loop_name: &str) -> Option<usize> {
+        self.frame.iteration_index(loop_name)
+    }
+    fn result(&self, container: &str) -> Option<Value> {
+        self.frame.result(container)
+    }
+    fn workflow(&self) -> Value {
+        self.frame.workflow()
+    }
+    fn mappings(&self) -> Option<&Mappings> {
+        self.frame.mappings()
+    }
+}
