@@ -458,10 +458,10 @@ fn replication(
     if end < start {
         return Err(ApiError::bad_request("INVALID_REPLICATION_DATE", "end date must be after start date"));
     }
-    // Windows have minute granularity and end no later than now.
+    // The end has minute granularity; coverage stops at the current second, so a change in
+    // this second shows up in the next window.
     let minute = 60_000;
-    let now = now_ms();
-    let latest = end.min(now) - end.min(now).rem_euclid(minute);
+    let latest = (end - end.rem_euclid(minute)).min(now_ms());
     let def = &db.schema.objects[object];
     let table = &db.tables[object];
     if deleted {
