@@ -36,6 +36,7 @@ use axum::{
 };
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
+use tower::Layer as _;
 
 pub use spec::{FaultAction, FaultRule, FaultSpecError};
 
@@ -247,10 +248,13 @@ fn parse_all<S: AsRef<str>>(specs: &[S]) -> Result<Vec<FaultRule>, Vec<FaultSpec
 /// Wraps an emulator's routes so that configured faults apply to them, and mounts the admin
 /// endpoint.
 pub fn apply(router: Router, faults: Arc<Faults>) -> Router {
-    let admin = Router::new()
+    // Wrapping the whole router (not `Router::layer`, which runs after routing) lets the
+    // middleware see every request, unknown paths included, and re-route faulted ones.
+    let faulted = middleware::from_fn_with_state(faults.clone(), inject).layer(router);
+    Router::new()
         .route(ADMIN_PATH, get(list_rules).put(put_rules).post(post_rule).delete(delete_rules))
-        .with_state(faults.clone());
-    router.layer(middleware::from_fn_with_state(faults, inject)).merge(admin)
+        .with_state(faults)
+        .fallback_service(faulted)
 }
 
 async fn inject(State(faults): State<Arc<Faults>>, mut req: Request, next: Next) -> Response {

@@ -104,6 +104,7 @@ fn seeded(pc: &PartnerCenter, store: &mut super::Store, item: Value) -> Result<V
     let now = format_time(pc.write_time(store));
     let mut referral = referrals::template();
     referrals::deep_merge(&mut referral, item);
+    referrals::normalise(&mut referral);
     let id = text_or(&referral, "id", || uuid::Uuid::new_v4().to_string());
     let engagement = text_or(&referral, "engagementId", || uuid::Uuid::new_v4().to_string());
     let fill = [

@@ -6,7 +6,10 @@
 //! `X-MS-Signature-Algorithm: rsa-sha256`. A background task makes up to `delivery_attempts`
 //! attempts with doubling waits; every attempt is recorded for `GET /__sandbox/deliveries`.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{
+    Arc, Mutex, MutexGuard, OnceLock,
+    atomic::{AtomicU64, Ordering},
+};
 
 use axum::{
     extract::State,
@@ -29,6 +32,13 @@ pub struct Signer {
 }
 
 impl Signer {
+    /// The process's signer, made on first use: RSA key generation is slow enough that every
+    /// emulator started by a test suite sharing one key matters.
+    pub fn shared() -> Result<Arc<Signer>, String> {
+        static SHARED: OnceLock<Result<Arc<Signer>, String>> = OnceLock::new();
+        SHARED.get_or_init(|| Signer::generate().map(Arc::new).map_err(|e| e.to_string())).clone()
+    }
+
     /// A fresh 2048-bit RSA key and a certificate for it.
     pub fn generate() -> Result<Self, rcgen::Error> {
         let key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256)?;
@@ -113,6 +123,8 @@ pub struct Delivery {
 #[derive(Debug, Default)]
 pub struct Deliveries {
     list: Mutex<Vec<Delivery>>,
+    // Ids keep counting across clears so a task still running never updates a newer record.
+    next_id: AtomicU64,
 }
 
 impl Deliveries {
@@ -194,7 +206,7 @@ pub fn emit(pc: &Arc<PartnerCenter>, events: Vec<Event>) {
         let delivery = {
             let mut list = pc.deliveries.lock();
             let delivery = Delivery {
-                id: list.len() as u64 + 1,
+                id: pc.deliveries.next_id.fetch_add(1, Ordering::Relaxed) + 1,
                 event: event.name.to_owned(),
                 url: registration.url.clone(),
                 body: event.body(),
@@ -239,6 +251,7 @@ async fn deliver(pc: Arc<PartnerCenter>, delivery: Delivery) {
         let outcome = pc
             .http
             .post(&delivery.url)
+            .timeout(pc.config.delivery_timeout)
             .header(header::CONTENT_TYPE, "application/json")
             .header(delivery.signature_header.as_str(), signature.as_str())
             .header("X-MS-Certificate-Url", pc.certificate_url())

@@ -52,7 +52,7 @@ pub mod webhooks;
 use std::{
     collections::HashMap,
     path::PathBuf,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard, OnceLock},
     time::Duration,
 };
 
@@ -226,7 +226,7 @@ pub struct PartnerCenter {
     store: Mutex<Store>,
     tokens: Mutex<auth::Tokens>,
     deliveries: Deliveries,
-    signer: Result<Signer, String>,
+    signer: Result<Arc<Signer>, String>,
     http: reqwest::Client,
 }
 
@@ -252,14 +252,16 @@ impl PartnerCenter {
     }
 
     fn build(config: PartnerCenterConfig) -> Arc<Self> {
-        let http = reqwest::Client::builder().timeout(config.delivery_timeout).build().unwrap_or_default();
+        // Building a client loads the TLS roots; one per process is enough.
+        static HTTP: OnceLock<reqwest::Client> = OnceLock::new();
+        let http = HTTP.get_or_init(reqwest::Client::new).clone();
         Arc::new(PartnerCenter {
             config,
             clock: Clock::default(),
             store: Mutex::new(Store::default()),
             tokens: Mutex::new(auth::Tokens::default()),
             deliveries: Deliveries::default(),
-            signer: Signer::generate().map_err(|e| e.to_string()),
+            signer: Signer::shared(),
             http,
         })
     }
@@ -282,7 +284,7 @@ impl PartnerCenter {
 
     /// The certificate that signs events, DER-encoded.
     pub fn certificate_der(&self) -> Option<&[u8]> {
-        self.signer.as_ref().ok().map(Signer::der)
+        self.signer.as_ref().ok().map(|s| s.der())
     }
 
     /// URL of the signing certificate, as sent in `X-MS-Certificate-Url`.

@@ -113,6 +113,41 @@ pub fn is_field(name: &str) -> bool {
     template().get(name).is_some()
 }
 
+/// Element shapes of the typed arrays, in the order Partner Center serialises their fields.
+const ELEMENTS: [(&str, &str); 9] = [
+    ("/team", MEMBER),
+    ("/customerProfile/team", MEMBER),
+    ("/customerProfile/ids", r#"{"profileType": null, "id": null}"#),
+    ("/target", r#"{"type": null, "id": null}"#),
+    ("/details/requirements/industries", r#"{"id": null}"#),
+    ("/details/requirements/products", r#"{"id": null}"#),
+    ("/details/requirements/services", r#"{"id": null}"#),
+    (
+        "/details/requirements/solutions",
+        r#"{"id": null, "name": null, "type": null, "price": null, "quantity": null, "currency": null, "publisherName": null, "solutionType": null, "closingDateTime": null}"#,
+    ),
+    ("/details/requirements/additionalRequirements/attributes", r#"{"type": null, "id": null}"#),
+];
+
+const MEMBER: &str = r#"{"firstName": null, "lastName": null, "phoneNumber": null, "email": null, "title": null, "contactPreference": {"locale": null, "disableNotifications": null}}"#;
+
+/// Gives every element of the typed arrays all of its fields, as the service's serializer does.
+pub fn normalise(referral: &mut Value) {
+    for (pointer, shape) in ELEMENTS {
+        let Ok(shape) = serde_json::from_str::<Value>(shape) else {
+            continue;
+        };
+        let Some(Value::Array(items)) = referral.pointer_mut(pointer) else {
+            continue;
+        };
+        for item in items.iter_mut().filter(|item| item.is_object()) {
+            let mut full = shape.clone();
+            deep_merge(&mut full, item.take());
+            *item = full;
+        }
+    }
+}
+
 /// Who a referral is created for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
@@ -150,11 +185,24 @@ fn set(referral: &mut Value, key: &str, value: impl Into<Value>) {
     }
 }
 
-/// Checks the parts the service requires and the enumerations it knows.
+/// Checks that a request body carries the parts the service requires (reference §2.3).
+pub fn require_parts(body: &Value) -> Result<(), ApiError> {
+    if body.get("type").is_none_or(Value::is_null) {
+        return Err(ApiError::bad("The referral must include 'type' (Independent or Shared).", "type"));
+    }
+    for part in ["customerProfile", "consent", "details"] {
+        if !body.get(part).is_some_and(Value::is_object) {
+            return Err(ApiError::bad(format!("The referral must include '{part}' as an object."), part));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the enumerations and shapes the service knows.
 pub fn validate(referral: &Value) -> Result<(), ApiError> {
     for part in ["customerProfile", "consent", "details"] {
         if !referral.get(part).is_some_and(Value::is_object) {
-            return Err(ApiError::bad(format!("The referral must include '{part}' as an object."), part));
+            return Err(ApiError::bad(format!("'{part}' must be an object."), part));
         }
     }
     match str_field(referral, "type") {
@@ -247,8 +295,14 @@ impl PartnerCenter {
     ) -> Result<Value, ApiError> {
         let now = self.write_time(store);
         let mut referral = template();
-        let Value::Object(body) = body else {
+        if !body.is_object() {
             return Err(ApiError::bad("The request body must be a referral object.", "body"));
+        }
+        if origin == Origin::Partner {
+            require_parts(&body)?;
+        }
+        let Value::Object(body) = body else {
+            return Ok(Value::Null);
         };
         // Unknown properties are ignored and read-only ones are the server's to set.
         let known: Map<String, Value> = body
@@ -259,6 +313,7 @@ impl PartnerCenter {
         if origin == Origin::Microsoft {
             fill_incoming_defaults(&mut referral);
         }
+        normalise(&mut referral);
         validate(&referral)?;
         let id = uuid::Uuid::new_v4().to_string();
         let engagement_id = str_field(&referral, "engagementId")
@@ -500,6 +555,7 @@ pub(crate) fn update(
             .clone();
         check_if_match(if_match, str_field(&current, "eTag").unwrap_or_default())?;
         let mut next = change(&current)?;
+        normalise(&mut next);
         for key in READ_ONLY {
             if let Some(value) = current.get(key) {
                 set(&mut next, key, value.clone());
@@ -548,6 +604,7 @@ async fn replace(
         )
         .into());
     }
+    require_parts(&body)?;
     let referral = update(&pc, &id, Some(&caller), IfMatch::Required(if_match), |_| {
         // PUT replaces every writable field: what the body leaves out becomes empty.
         let mut next = template();
@@ -592,11 +649,7 @@ async fn patch(
         .get("prefer")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|p| p.to_ascii_lowercase().contains("return=representation"));
-    if wants_body {
-        Ok(Json(referral).into_response())
-    } else {
-        Ok((StatusCode::NO_CONTENT, [(header::CONTENT_LENGTH, "0")]).into_response())
-    }
+    if wants_body { Ok(Json(referral).into_response()) } else { Ok(StatusCode::NO_CONTENT.into_response()) }
 }
 
 /// Applies JSON Patch `add`/`replace` operations to a copy of `current`.
