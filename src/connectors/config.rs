@@ -83,17 +83,18 @@ impl fmt::Display for Secret {
 
 /// Where `secret('NAME')` references are looked up.
 pub trait SecretSource: Send + Sync {
-    /// The value of the secret called `name`, if it exists.
-    fn lookup(&self, name: &str) -> Option<String>;
+    /// The value of the secret called `name`, or a message saying why there is none.
+    fn lookup(&self, name: &str) -> Result<String, String>;
 }
 
-/// Secrets read from environment variables of the same name.
+/// The environment, then the secrets file named by `COFLOW_SECRETS_FILE` (as `secret()` in
+/// flows reads them); every value read is registered for redaction.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct EnvSecrets;
+pub struct CoflowSecrets;
 
-impl SecretSource for EnvSecrets {
-    fn lookup(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok().filter(|v| !v.is_empty())
+impl SecretSource for CoflowSecrets {
+    fn lookup(&self, name: &str) -> Result<String, String> {
+        crate::expr::secrets::secret(name).map_err(|e| e.to_string())
     }
 }
 
@@ -102,8 +103,8 @@ impl SecretSource for EnvSecrets {
 pub struct MapSecrets(pub BTreeMap<String, String>);
 
 impl SecretSource for MapSecrets {
-    fn lookup(&self, name: &str) -> Option<String> {
-        self.0.get(name).cloned()
+    fn lookup(&self, name: &str) -> Result<String, String> {
+        self.0.get(name).cloned().ok_or_else(|| format!("secret '{name}' is not set"))
     }
 }
 
@@ -254,12 +255,12 @@ impl<'a> BuildContext<'a> {
             return None;
         };
         match self.secrets.lookup(name) {
-            Some(value) => Some(Secret::new(value)),
-            None => {
-                self.invalid(
-                    field,
-                    format!("refers to secret `{name}`, which is not set (export {name}=… or add it to the secrets file)"),
-                );
+            Ok(value) => {
+                crate::expr::secrets::register(&value);
+                Some(Secret::new(value))
+            }
+            Err(reason) => {
+                self.invalid(field, format!("refers to secret `{name}`: {reason}"));
                 None
             }
         }

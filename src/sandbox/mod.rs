@@ -151,7 +151,7 @@ pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
         sf_config.daily_api_limit = limit;
     }
     let salesforce = Salesforce::new(sf_config)?;
-    let partner_center = PartnerCenter::new(PartnerCenterConfig { base_url: partner_center_url.clone() });
+    let partner_center = PartnerCenter::new(PartnerCenterConfig::new(partner_center_url.clone()));
     let faults = faults::Faults::new(config.seed);
 
     let sf_router = faults::apply(salesforce::router(salesforce.clone()), faults.clone());

@@ -187,6 +187,7 @@ impl AadAuth {
         if let (AadGrant::RefreshToken(current), Some(rotated)) =
             (&self.grant, response_str(&response.body, "refresh_token"))
         {
+            crate::expr::secrets::register(&rotated);
             *current.lock().map_err(|_| poisoned())? = Secret::new(rotated);
         }
         Ok(token)

@@ -263,6 +263,7 @@ impl PartnerCenterConnector {
         let mut renewed = false;
         loop {
             let token = self.token(http, api).await?;
+            crate::expr::secrets::register(token.access_token.expose());
             let mut headers = vec![
                 ("Authorization", format!("Bearer {}", token.access_token.expose())),
                 ("Accept", "application/json".to_string()),

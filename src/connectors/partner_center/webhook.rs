@@ -264,6 +264,17 @@ pub async fn verify(
     config: &VerifierConfig,
     cache: &CertCache,
 ) -> Result<VerifiedEvent, WebhookError> {
+    verify_at(headers, raw_body, config, cache, jiff::Timestamp::now()).await
+}
+
+/// [`verify`] as if received at `now` (the replay window is measured from it).
+pub async fn verify_at(
+    headers: &HeaderMap,
+    raw_body: &[u8],
+    config: &VerifierConfig,
+    cache: &CertCache,
+    now: jiff::Timestamp,
+) -> Result<VerifiedEvent, WebhookError> {
     let signature = signature_from(headers)?;
     let cert_url =
         header(headers, "x-ms-certificate-url").ok_or(WebhookError::MissingHeader("x-ms-certificate-url"))?;
@@ -280,7 +291,7 @@ pub async fn verify(
     } else {
         checked?;
     }
-    parse_event(raw_body, config)
+    parse_event(raw_body, config, now)
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -378,7 +389,11 @@ fn certificate_der(bytes: &[u8]) -> Result<Vec<u8>, WebhookError> {
 }
 
 /// Parses the (already authenticated) body and applies the replay window.
-fn parse_event(raw_body: &[u8], config: &VerifierConfig) -> Result<VerifiedEvent, WebhookError> {
+fn parse_event(
+    raw_body: &[u8],
+    config: &VerifierConfig,
+    now: jiff::Timestamp,
+) -> Result<VerifiedEvent, WebhookError> {
     let body: Value =
         serde_json::from_slice(raw_body).map_err(|e| WebhookError::InvalidBody(e.to_string()))?;
     let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_string);
@@ -388,7 +403,7 @@ fn parse_event(raw_body: &[u8], config: &VerifierConfig) -> Result<VerifiedEvent
     let changed = text("ResourceChangeUtcDate").ok_or_else(|| {
         WebhookError::InvalidBody("no ResourceChangeUtcDate, so replays cannot be told apart".into())
     })?;
-    check_age(&changed, config)?;
+    check_age(&changed, config, now)?;
     let resource_name = text("ResourceName");
     let is_referral = resource_name.as_deref() == Some("referral") || resource_uri.contains("/referrals/");
     let referral_id = is_referral.then(|| last_segment(&resource_uri)).flatten();
@@ -403,11 +418,11 @@ fn parse_event(raw_body: &[u8], config: &VerifierConfig) -> Result<VerifiedEvent
     })
 }
 
-fn check_age(changed: &str, config: &VerifierConfig) -> Result<(), WebhookError> {
+fn check_age(changed: &str, config: &VerifierConfig, now: jiff::Timestamp) -> Result<(), WebhookError> {
     let at: jiff::Timestamp = changed
         .parse()
         .map_err(|_| WebhookError::InvalidBody(format!("ResourceChangeUtcDate `{changed}` is not a date")))?;
-    let age = jiff::Timestamp::now().as_second() - at.as_second();
+    let age = now.as_second() - at.as_second();
     if age > config.max_age.as_secs() as i64 {
         return Err(WebhookError::Replayed(age as u64));
     }
