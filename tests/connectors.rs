@@ -791,3 +791,103 @@ async fn a_dry_run_sends_reads_and_shows_writes_with_credentials_redacted() {
     let text = serde_json::to_string(&dry.held_back()).unwrap();
     assert!(!text.contains("Bearer"), "{text}");
 }
+
+// ---------------------------------------------------------------- polling
+
+#[tokio::test]
+async fn polling_under_concurrent_changes_fires_every_change_once() {
+    use coflow::connectors::salesforce::poll::{self, PollOn, PollSpec, Watermark};
+    use rand::{RngExt, SeedableRng, rngs::StdRng};
+
+    let env = start().await;
+    let sf = env.sf();
+    let mut spec = PollSpec::new("Opportunity", PollOn::CreatedOrModified);
+    spec.condition = Some("Sync_with_Partner_Center__c = true".into());
+    spec.fields = vec!["StageName".into(), "Description".into()];
+    let mut watermark = Watermark::starting_at(jiff::Timestamp::now());
+
+    let writer = {
+        let sf = sf.clone();
+        let http = env.http.clone();
+        tokio::spawn(async move {
+            let mut rng = StdRng::seed_from_u64(42);
+            let mut ids: Vec<String> = Vec::new();
+            let stages = ["Prospecting", "Qualification", "Needs Analysis", "Closed Won"];
+            for n in 0..120 {
+                if ids.is_empty() || rng.random_range(0..4) == 0 {
+                    let record = json!({"Name": format!("Poll {n}"), "StageName": "Prospecting", "CloseDate": "2024-12-31", "Sync_with_Partner_Center__c": true});
+                    let out =
+                        ok(&*sf, &http, "create_record", json!({"sobject": "Opportunity", "record": record}))
+                            .await;
+                    ids.push(out["id"].as_str().unwrap().to_string());
+                } else {
+                    let id = ids[rng.random_range(0..ids.len())].clone();
+                    let stage = stages[rng.random_range(0..stages.len())];
+                    let record = json!({"StageName": stage, "Description": format!("change {n}")});
+                    ok(
+                        &*sf,
+                        &http,
+                        "update_record",
+                        json!({"sobject": "Opportunity", "id": id, "record": record}),
+                    )
+                    .await;
+                }
+                tokio::time::sleep(Duration::from_millis(rng.random_range(0..6))).await;
+            }
+            ids
+        })
+    };
+
+    let mut fired: Vec<(String, String)> = Vec::new();
+    let mut latest: BTreeMap<String, Value> = BTreeMap::new();
+    let mut polls = 0;
+    loop {
+        let finished = writer.is_finished();
+        if finished {
+            // Let the last second's changes settle before the final poll.
+            tokio::time::sleep(spec.settle + Duration::from_millis(500)).await;
+        }
+        let result = poll::poll(&sf, &env.http, &spec, &watermark).await.unwrap();
+        for r in &result.records {
+            latest.insert(r["Id"].as_str().unwrap().to_string(), r["Description"].clone());
+        }
+        fired.extend(result.records.iter().map(|r| {
+            (r["Id"].as_str().unwrap().to_string(), r["SystemModstamp"].as_str().unwrap().to_string())
+        }));
+        watermark = result.watermark;
+        polls += 1;
+        if finished {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+    let created = writer.await.unwrap();
+    assert!(polls > 3, "the polls interleaved with the writes");
+
+    let mut unique = fired.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), fired.len(), "a change fired twice");
+    let last = ok(
+        &*sf,
+        &env.http,
+        "query",
+        json!({"soql": "SELECT Id, SystemModstamp, Description FROM Opportunity"}),
+    )
+    .await;
+    for record in last["records"].as_array().unwrap() {
+        let key = (
+            record["Id"].as_str().unwrap().to_string(),
+            record["SystemModstamp"].as_str().unwrap().to_string(),
+        );
+        let seen: Vec<&(String, String)> = fired.iter().filter(|(id, _)| *id == key.0).collect();
+        assert!(fired.contains(&key), "the last change of {key:?} was missed; fired {seen:?}");
+        assert_eq!(latest[&key.0], record["Description"], "{} fired with stale data", key.0);
+    }
+    for id in &created {
+        assert!(fired.iter().any(|(f, _)| f == id), "{id} never fired");
+    }
+    let stored: Watermark = serde_json::from_str(&serde_json::to_string(&watermark).unwrap()).unwrap();
+    let idle = poll::poll(&sf, &env.http, &spec, &stored).await.unwrap();
+    assert!(idle.records.is_empty(), "a stored watermark fires nothing again");
+}

@@ -8,6 +8,7 @@
 //! 1 per 200 records.
 
 mod auth;
+pub mod poll;
 mod query;
 mod records;
 
