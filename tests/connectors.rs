@@ -891,3 +891,66 @@ async fn polling_under_concurrent_changes_fires_every_change_once() {
     let idle = poll::poll(&sf, &env.http, &spec, &stored).await.unwrap();
     assert!(idle.records.is_empty(), "a stored watermark fires nothing again");
 }
+
+// ---------------------------------------------------------------- secrets in a flow run
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_flow_run_using_secret_credentials_shows_none_of_them() {
+    let env = start().await;
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let flow = coflow::flow::load_str(
+        r#"
+name: secrets-stay-secret
+connections: {sf: sf, pc: pc}
+trigger: {type: manual}
+actions:
+  referrals:
+    type: partner_center.list_referrals
+    connection: pc
+    inputs: {top: 5}
+  account:
+    type: salesforce.create_record
+    connection: sf
+    inputs: {sobject: Account, record: {Name: Secretless Inc}}
+  missing:
+    type: partner_center.get_referral
+    connection: pc
+    inputs: {id: 00000000-0000-0000-0000-000000000000}
+    retry: {type: none}
+"#,
+    )
+    .unwrap();
+    let mut options = coflow::engine::RunOptions::with_http(env.http.clone());
+    options.connections = env.load().connections;
+    let run = coflow::engine::run(&flow, coflow::engine::TriggerEvent::default(), &options).await;
+    let record = serde_json::to_string(&run).unwrap();
+    assert!(record.contains("Secretless Inc"), "the run did its work: {record}");
+    assert!(record.contains("404"), "the failing action is recorded: {record}");
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(!logs.is_empty(), "trace logs were captured");
+    for secret in [PC_SECRET, PC_PASSWORD, SF_SECRET, "Bearer "] {
+        assert_eq!(record.matches(secret).count(), 0, "{secret} in the run record");
+        assert_eq!(logs.matches(secret).count(), 0, "{secret} in the logs");
+    }
+}
