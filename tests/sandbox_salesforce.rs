@@ -773,6 +773,11 @@ async fn upsert_by_external_id_follows_the_documented_statuses() {
     );
     let missing = org.get(&format!("{V}/sobjects/Opportunity/Referral_Id__c/none")).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let by_id = org.patch(&format!("{V}/sobjects/Opportunity/Id/{id}"), json!({"Amount": 8})).await;
+    assert_eq!(by_id.body["created"], json!(false));
+    let unknown_id =
+        org.patch(&format!("{V}/sobjects/Opportunity/Id/006000000000000AAA"), json!({"Amount": 8})).await;
+    assert_eq!(unknown_id.status, StatusCode::NOT_FOUND);
     org.sandbox.shutdown().await;
 }
 
@@ -1119,6 +1124,47 @@ async fn composite_resolves_references_and_rolls_back() {
         )
         .await;
     assert_eq!(dup.status, StatusCode::BAD_REQUEST);
+    org.sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn composite_batch_and_tree() {
+    let org = org().await;
+    let account = org.create("Account", json!({"Name": "Contoso"})).await;
+    let batch = org.post(&format!("{V}/composite/batch"), json!({"haltOnError": true, "batchRequests": [
+        {"method": "PATCH", "url": format!("v59.0/sobjects/Account/{account}"), "richInput": {"Name": "Contoso Ltd"}},
+        {"method": "GET", "url": format!("v59.0/sobjects/Account/{account}?fields=Name")},
+        {"method": "POST", "url": "v59.0/sobjects/Opportunity", "richInput": {"Name": "no stage"}},
+        {"method": "GET", "url": "v59.0/limits"}]})).await;
+    assert_eq!(batch.status, StatusCode::OK);
+    assert_eq!(batch.body["hasErrors"], json!(true));
+    let results = batch.body["results"].as_array().expect("results");
+    assert_eq!(results[0], json!({"statusCode": 204, "result": null}));
+    assert_eq!(results[1]["result"]["Name"], json!("Contoso Ltd"));
+    assert_eq!(results[2]["result"][0]["errorCode"], json!("REQUIRED_FIELD_MISSING"));
+    assert_eq!(results[3]["statusCode"], json!(412));
+    assert_eq!(results[3]["result"][0]["errorCode"], json!("BATCH_PROCESSING_HALTED"));
+
+    let tree = |close: Option<&str>| {
+        let mut opp = json!({"attributes": {"type": "Opportunity", "referenceId": "ref2"}, "Name": "Fabrikam - Azure", "StageName": "Prospecting"});
+        if let Some(close) = close {
+            opp["CloseDate"] = json!(close);
+        }
+        json!({"records": [{"attributes": {"type": "Account", "referenceId": "ref1"}, "Name": "Fabrikam", "Opportunities": {"records": [opp]}}]})
+    };
+    let failed = org.post(&format!("{V}/composite/tree/Account"), tree(None)).await;
+    assert_eq!(failed.status, StatusCode::BAD_REQUEST);
+    assert_eq!(failed.body["hasErrors"], json!(true));
+    assert_eq!(failed.body["results"][0]["referenceId"], json!("ref2"));
+    assert_eq!(failed.body["results"][0]["errors"][0]["statusCode"], json!("REQUIRED_FIELD_MISSING"));
+    assert_eq!(snapshot(&org).await["Account"].as_array().map(Vec::len), Some(1), "nothing saved");
+    let saved = org.post(&format!("{V}/composite/tree/Account/"), tree(Some("2025-01-01"))).await;
+    assert_eq!(saved.status, StatusCode::CREATED);
+    let results = saved.body["results"].as_array().expect("results");
+    let parent = results[0]["id"].as_str().expect("id");
+    let child = results[1]["id"].as_str().expect("id");
+    let opp = org.get(&format!("{V}/sobjects/Opportunity/{child}")).await;
+    assert_eq!(opp.body["AccountId"], json!(parent));
     org.sandbox.shutdown().await;
 }
 

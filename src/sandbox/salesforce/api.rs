@@ -146,7 +146,7 @@ fn route(sf: &Salesforce, mut access: Access, req: &ApiRequest) -> Result<ApiRes
         }
         ["query", locator] | ["queryAll", locator] => {
             check_get(method)?;
-            query::more(sf, locator, version).map(ApiResponse::ok)
+            query::more(sf, access.db(), locator, version).map(ApiResponse::ok)
         }
         ["sobjects", object, tail @ ..] => {
             sobject(sf, &mut access, req, version, version_num, object, tail, &params)
@@ -155,6 +155,16 @@ fn route(sf: &Salesforce, mut access: Access, req: &ApiRequest) -> Result<ApiRes
             check_method(method, "POST", "POST")?;
             let Access::Write(tx) = access else { return Err(ApiError::method_not_allowed(method, "POST")) };
             composite::composite(sf, tx, req.body.as_ref(), req.batch_size)
+        }
+        ["composite", "batch"] => {
+            check_method(method, "POST", "POST")?;
+            let Access::Write(tx) = access else { return Err(ApiError::method_not_allowed(method, "POST")) };
+            composite::batch(sf, tx, req.body.as_ref(), req.batch_size)
+        }
+        ["composite", "tree", object] => {
+            check_method(method, "POST", "POST")?;
+            let Access::Write(tx) = access else { return Err(ApiError::method_not_allowed(method, "POST")) };
+            composite::tree(tx, object, req.body.as_ref())
         }
         ["composite", "sobjects", tail @ ..] => {
             composite::collections(&mut access, req, version, version_num, tail, &params)

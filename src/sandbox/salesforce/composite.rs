@@ -573,3 +573,157 @@ fn retrieve(
         .collect();
     Ok(ApiResponse { status: StatusCode::OK, body: Some(Value::Array(records)), location: None })
 }
+
+/// `POST /composite/batch`: independent subrequests, each committed on its own.
+pub fn batch(
+    sf: &Salesforce,
+    tx: &mut Txn,
+    body: Option<&Value>,
+    batch_size: usize,
+) -> Result<ApiResponse, ApiError> {
+    let body = body.ok_or_else(|| {
+        ApiError::bad_request(
+            "JSON_PARSER_ERROR",
+            "The HTTP entity body is required, but this request has no entity body.",
+        )
+    })?;
+    let halt_on_error = body.get("haltOnError").and_then(Value::as_bool).unwrap_or(false);
+    let requests = body
+        .get("batchRequests")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::bad_request("INVALID_INPUT", "batchRequests is required"))?;
+    if requests.is_empty() || requests.len() > MAX_SUBREQUESTS {
+        return Err(ApiError::bad_request(
+            "INVALID_INPUT",
+            format!("batchRequests must have between 1 and {MAX_SUBREQUESTS} subrequests"),
+        ));
+    }
+    // A malformed batch is rejected whole before anything runs.
+    let mut parsed = Vec::with_capacity(requests.len());
+    for request in requests {
+        let method = request.get("method").and_then(Value::as_str).unwrap_or_default().to_ascii_uppercase();
+        let method = Method::from_bytes(method.as_bytes())
+            .map_err(|_| ApiError::bad_request("INVALID_INPUT", "Invalid method in batch subrequest"))?;
+        let url = request
+            .get("url")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::bad_request("INVALID_INPUT", "Batch subrequest url is required"))?;
+        let url = url.trim_start_matches("/services/data/").trim_start_matches('/').to_string();
+        parsed.push((method, url, request.get("richInput").cloned()));
+    }
+    let mut has_errors = false;
+    let mut halted = false;
+    let mut results = Vec::with_capacity(parsed.len());
+    for (method, url, rich_input) in parsed {
+        if halted {
+            results.push(json!({"statusCode": 412, "result": [{"errorCode": "BATCH_PROCESSING_HALTED", "message": "Batch processing halted per request"}]}));
+            continue;
+        }
+        let (path, query) = match url.split_once('?') {
+            Some((p, q)) => (p.to_string(), Some(q.to_string())),
+            None => (url.clone(), None),
+        };
+        let req = ApiRequest { method, path: &path, query: query.as_deref(), body: rich_input, batch_size };
+        let response = api::write(sf, tx, &req);
+        if !response.status.is_success() {
+            has_errors = true;
+            halted = halt_on_error;
+        }
+        results.push(json!({"statusCode": response.status.as_u16(), "result": response.body}));
+    }
+    Ok(ApiResponse {
+        status: StatusCode::OK,
+        body: Some(json!({"hasErrors": has_errors, "results": results})),
+        location: None,
+    })
+}
+
+/// `POST /composite/tree/{SObject}`: a tree of new records saved together or not at all.
+pub fn tree(tx: &mut Txn, object_name: &str, body: Option<&Value>) -> Result<ApiResponse, ApiError> {
+    let schema = tx.db.schema.clone();
+    let object = schema.object_index(object_name).ok_or_else(ApiError::not_found)?;
+    let records = body
+        .and_then(|b| b.get("records"))
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::bad_request("INVALID_INPUT", "records is required"))?;
+    if count_tree(records) > MAX_RECORDS {
+        return Err(ApiError::bad_request(
+            "INVALID_INPUT",
+            format!("Exceeded the maximum number of records ({MAX_RECORDS}) in a single request"),
+        ));
+    }
+    let start = tx.savepoint();
+    let mut results = Vec::new();
+    if let Err((reference, err)) = insert_tree(tx, &schema, object, records, None, &mut results) {
+        tx.rollback_to(start);
+        let body = json!({"hasErrors": true, "results": [{"referenceId": reference, "errors": err.to_collection_errors()}]});
+        return Ok(ApiResponse { status: StatusCode::BAD_REQUEST, body: Some(body), location: None });
+    }
+    Ok(ApiResponse {
+        status: StatusCode::CREATED,
+        body: Some(json!({"hasErrors": false, "results": results})),
+        location: None,
+    })
+}
+
+fn count_tree(records: &[Value]) -> usize {
+    records
+        .iter()
+        .map(|r| {
+            let children: usize = r
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(_, v)| v.get("records").and_then(Value::as_array))
+                .map(|list| count_tree(list))
+                .sum();
+            1 + children
+        })
+        .sum()
+}
+
+fn insert_tree(
+    tx: &mut Txn,
+    schema: &super::schema::Schema,
+    object: usize,
+    records: &[Value],
+    parent: Option<(usize, RecordId)>,
+    results: &mut Vec<Value>,
+) -> Result<(), (String, ApiError)> {
+    let def = &schema.objects[object];
+    for record in records {
+        let reference = record
+            .get("attributes")
+            .and_then(|a| a.get("referenceId"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let Some(map) = record.as_object() else {
+            return Err((
+                reference,
+                ApiError::fields("INVALID_INPUT", "Each record must be a JSON object", vec![]),
+            ));
+        };
+        let mut fields = Map::new();
+        let mut children = Vec::new();
+        for (key, value) in map {
+            match def.child_relationship(key) {
+                Some(rel) if value.get("records").is_some() => children.push((rel.clone(), value)),
+                _ => {
+                    fields.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        if let Some((field, id)) = parent {
+            fields.insert(def.fields[field].name.clone(), json!(id.to18()));
+        }
+        let id = records::create_with(tx, object, &fields, records::CreateOptions::default())
+            .map_err(|e| (reference.clone(), e))?;
+        results.push(json!({"referenceId": reference, "id": id.to18()}));
+        for (rel, value) in children {
+            let list = value.get("records").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+            insert_tree(tx, schema, rel.child, list, Some((rel.field, id)), results)?;
+        }
+    }
+    Ok(())
+}

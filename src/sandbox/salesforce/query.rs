@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::Salesforce;
 use super::errors::ApiError;
-use super::ids::make_id;
+use super::ids::{RecordId, make_id};
 use super::soql::{self, exec};
 use super::store::Db;
 
@@ -26,10 +26,13 @@ pub struct Cursors {
     next: u64,
 }
 
-#[derive(Debug)]
+/// An open query: its plan and the selected ids; pages are rendered when fetched.
+#[derive(Debug, Clone)]
 struct Cursor {
-    rows: Arc<Vec<Value>>,
+    plan: Arc<exec::Plan>,
+    ids: Arc<Vec<RecordId>>,
     batch: usize,
+    all_rows: bool,
 }
 
 /// The batch size requested by `Sforce-Query-Options: batchSize=n`, clamped to 200..=2000.
@@ -55,19 +58,22 @@ pub fn run(
 ) -> Result<Value, ApiError> {
     let soql_text = soql_text.trim();
     if soql_text.is_empty() {
-        return Err(ApiError::bad_request("MALFORMED_QUERY", "A query string has to be specified"));
+        return Err(missing_query());
     }
     let query = soql::parse(soql_text).map_err(|e| ApiError::bad_request(e.code, e.render(soql_text)))?;
     let plan =
         exec::plan(&db.schema, &query).map_err(|e| ApiError::bad_request(e.code, e.render(soql_text)))?;
-    let rows = exec::run(db, &plan, all_rows, version);
-    if rows.records.len() <= batch {
-        return Ok(json!({"totalSize": rows.total, "done": true, "records": rows.records}));
+    let ids = exec::select(db, &plan, all_rows);
+    let total = ids.len();
+    if exec::counts_only(&plan) {
+        return Ok(json!({"totalSize": total, "done": true, "records": []}));
     }
-    let total = rows.total;
-    let rows = Arc::new(rows.records);
-    let first: Vec<Value> = rows[..batch].to_vec();
-    let locator = sf.cursors().open(rows, batch);
+    if total <= batch {
+        let records = exec::render(db, &plan, &ids, all_rows, version);
+        return Ok(json!({"totalSize": total, "done": true, "records": records}));
+    }
+    let first = exec::render(db, &plan, &ids[..batch], all_rows, version);
+    let locator = sf.cursors().open(Cursor { plan: Arc::new(plan), ids: Arc::new(ids), batch, all_rows });
     Ok(json!({
         "totalSize": total,
         "done": false,
@@ -77,23 +83,23 @@ pub fn run(
 }
 
 /// Serves the page at a locator `01g...-offset`.
-pub fn more(sf: &Salesforce, locator: &str, version: &str) -> Result<Value, ApiError> {
+pub fn more(sf: &Salesforce, db: &Db, locator: &str, version: &str) -> Result<Value, ApiError> {
     let invalid = || ApiError::bad_request("INVALID_QUERY_LOCATOR", "invalid query locator");
     let (id, offset) = locator.rsplit_once('-').ok_or_else(invalid)?;
     let offset: usize = offset.parse().map_err(|_| invalid())?;
     let mut cursors = sf.cursors();
-    let (rows, batch) = cursors.get(id).ok_or_else(invalid)?;
-    if offset >= rows.len() {
+    let Cursor { plan, ids, batch, all_rows } = cursors.get(id).ok_or_else(invalid)?;
+    if offset >= ids.len() {
         return Err(invalid());
     }
-    let end = (offset + batch).min(rows.len());
-    let page: Vec<Value> = rows[offset..end].to_vec();
-    if end == rows.len() {
+    let end = (offset + batch).min(ids.len());
+    let page = exec::render(db, &plan, &ids[offset..end], all_rows, version);
+    if end == ids.len() {
         cursors.close(id);
-        return Ok(json!({"totalSize": rows.len(), "done": true, "records": page}));
+        return Ok(json!({"totalSize": ids.len(), "done": true, "records": page}));
     }
     Ok(json!({
-        "totalSize": rows.len(),
+        "totalSize": ids.len(),
         "done": false,
         "nextRecordsUrl": format!("/services/data/{version}/query/{id}-{end}"),
         "records": page,
@@ -101,18 +107,18 @@ pub fn more(sf: &Salesforce, locator: &str, version: &str) -> Result<Value, ApiE
 }
 
 impl Cursors {
-    fn open(&mut self, rows: Arc<Vec<Value>>, batch: usize) -> String {
+    fn open(&mut self, cursor: Cursor) -> String {
         self.next += 1;
         let id = make_id("01g", self.next).map(|id| id.to18()).unwrap_or_default();
         if self.open.len() >= MAX_CURSORS {
             self.open.pop_front();
         }
-        self.open.push_back((id.clone(), Cursor { rows, batch }));
+        self.open.push_back((id.clone(), cursor));
         id
     }
 
-    fn get(&self, id: &str) -> Option<(Arc<Vec<Value>>, usize)> {
-        self.open.iter().find(|(k, _)| k == id).map(|(_, c)| (c.rows.clone(), c.batch))
+    fn get(&self, id: &str) -> Option<Cursor> {
+        self.open.iter().find(|(k, _)| k == id).map(|(_, c)| c.clone())
     }
 
     fn close(&mut self, id: &str) {

@@ -213,6 +213,8 @@ pub fn upsert(
 ) -> Result<Upserted, ApiError> {
     let matches = find_by_external_id(tx.db, object, field, key);
     match matches.as_slice() {
+        // Upserting by `Id` never inserts: an unknown id is simply not found.
+        [] if field == 0 => Err(ApiError::not_found()),
         [] => {
             let mut body = as_object(body)?.clone();
             let name = tx.db.schema.objects[object].fields[field].name.clone();
@@ -539,9 +541,9 @@ fn derive_opportunity(
         } else {
             "Pipeline"
         };
-        values[idx("ForecastCategory")] = Val::Str(Arc::from(api));
+        values[idx("ForecastCategory")] = shared_text(def, idx("ForecastCategory"), api);
         if !forecast_set {
-            values[idx("ForecastCategoryName")] = Val::Str(Arc::from(category));
+            values[idx("ForecastCategoryName")] = shared_text(def, idx("ForecastCategoryName"), category);
         }
     }
     if (stage_set && !probability_set) || values[idx("Probability")].is_null() {
@@ -563,6 +565,12 @@ fn derive_opportunity(
         values[idx("FiscalQuarter")] = Val::Num(quarter as f64);
         values[idx("Fiscal")] = Val::Str(Arc::from(format!("{} {quarter}", date.year())));
     }
+}
+
+/// A picklist value as the schema's shared copy, so derived values cost no allocation per record.
+fn shared_text(def: &ObjectDef, field: usize, text: &str) -> Val {
+    let shared = def.fields[field].picklist.iter().find(|v| v.as_ref() == text);
+    Val::Str(shared.cloned().unwrap_or_else(|| Arc::from(text)))
 }
 
 fn derive_team_member(db: &Db, def: &ObjectDef, values: &mut [Val]) {

@@ -152,3 +152,22 @@ test('relationship queries come back nested', async () => {
   assert.equal(result.records[0].Account.Name, 'Northwind');
   assert.equal(result.records[0].Microsoft_Solutions__r.records[0].Name, 'Azure Migrate');
 });
+
+test('identity, recent changes and deletions', async () => {
+  const identity = await conn.identity();
+  assert.match(identity.user_id, /^005\w{15}$/);
+  assert.match(identity.organization_id, /^00D\w{15}$/);
+
+  const kept = await conn.sobject('Contact').create({ LastName: 'Kept' });
+  const gone = await conn.sobject('Contact').create({ LastName: 'Gone' });
+  await conn.sobject('Contact').destroy(gone.id);
+  // Coverage ends at the current second: let it pass.
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  const start = new Date(Date.now() - 3600 * 1000);
+  const end = new Date(Date.now() + 3600 * 1000);
+  const updated = await conn.sobject('Contact').updated(start, end);
+  assert.ok(updated.ids.includes(kept.id));
+  assert.ok(!updated.ids.includes(gone.id));
+  const deleted = await conn.sobject('Contact').deleted(start, end);
+  assert.deepEqual(deleted.deletedRecords.map((r) => r.id), [gone.id]);
+});

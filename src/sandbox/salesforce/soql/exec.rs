@@ -389,6 +389,21 @@ fn split_set(text: &str) -> Vec<String> {
 
 /// Runs a plan: filter, sort, offset/limit, render. `all_rows` includes deleted records.
 pub fn run(db: &Db, plan: &Plan, all_rows: bool, version: &str) -> Rows {
+    let ids = select(db, plan, all_rows);
+    if plan.count_only {
+        return Rows { total: ids.len(), records: Vec::new() };
+    }
+    let records = render(db, plan, &ids, all_rows, version);
+    Rows { total: records.len(), records }
+}
+
+/// Whether the query is `SELECT COUNT()`.
+pub fn counts_only(plan: &Plan) -> bool {
+    plan.count_only
+}
+
+/// Ids of the matching records in result order, after `OFFSET` and `LIMIT`.
+pub fn select(db: &Db, plan: &Plan, all_rows: bool) -> Vec<RecordId> {
     let table = &db.tables[plan.object];
     let mut rows: Vec<(&RecordId, &Record)> = table
         .records
@@ -397,19 +412,17 @@ pub fn run(db: &Db, plan: &Plan, all_rows: bool, version: &str) -> Rows {
         .filter(|(_, r)| plan.condition.as_ref().is_none_or(|c| eval(db, plan.object, r, c)))
         .collect();
     sort_rows(db, plan, &mut rows);
-    let total_before_paging = rows.len();
-    let rows = page(rows, plan.offset, plan.limit);
-    if plan.count_only {
-        let total =
-            if plan.limit.is_some() || plan.offset.is_some() { rows.len() } else { total_before_paging };
-        return Rows { total, records: Vec::new() };
-    }
+    page(rows, plan.offset, plan.limit).into_iter().map(|(id, _)| *id).collect()
+}
+
+/// Renders selected rows; pages are rendered when fetched, so large results stay cheap.
+pub fn render(db: &Db, plan: &Plan, ids: &[RecordId], all_rows: bool, version: &str) -> Vec<Value> {
+    let table = &db.tables[plan.object];
     let children = child_groups(db, plan, all_rows);
-    let records: Vec<Value> = rows
-        .iter()
+    ids.iter()
+        .filter_map(|id| table.records.get_key_value(id))
         .map(|(id, r)| render_row(db, plan.object, id, r, &plan.projection, &children, version))
-        .collect();
-    Rows { total: records.len(), records }
+        .collect()
 }
 
 fn page<T>(rows: Vec<T>, offset: Option<u64>, limit: Option<u64>) -> Vec<T> {
