@@ -482,6 +482,14 @@ async fn create_assigns_server_fields_and_matches_the_sample_shape() {
     assert_eq!(created["customerProfile"]["address"]["region"], Value::Null);
 
     assert_eq!(sb.get_referral(&token, id).await, created);
+    let raw = sb
+        .http
+        .get(sb.url(&format!("/v1.0/engagements/referrals/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.headers()["content-type"], "application/json; charset=utf-8");
 
     let missing = sb
         .http
@@ -1153,6 +1161,60 @@ async fn referral_changes_are_delivered_signed_with_the_served_certificate() {
     let seen = receiver.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 1);
     verify_signature(&sb.http, &seen[0].0, &seen[0].1, "authorization").await;
+}
+
+#[tokio::test]
+async fn changes_on_microsofts_side_of_an_engagement_raise_related_referral_events() {
+    let sb = start().await;
+    let (hook, receiver) = receiver(&[]).await;
+    let events =
+        ["referral-created", "referral-updated", "related-referral-created", "related-referral-updated"];
+    sb.register(&sb.app_token(REST).await, &hook, &events, true).await;
+    let token = sb.admin_token().await;
+    let ours = sb.create(&token, &new_referral("shared deal")).await;
+    let theirs = sb
+        .admin_json(
+            reqwest::Method::POST,
+            "/__sandbox/referrals",
+            Some(json!({"engagementId": ours["engagementId"], "organizationId": "msft", "organizationName": "Microsoft"})),
+        )
+        .await;
+    assert_eq!(theirs["engagementId"], ours["engagementId"]);
+    assert_eq!(theirs["organizationId"], "msft");
+    let theirs_id = theirs["id"].as_str().unwrap();
+    sb.admin_json(
+        reqwest::Method::PATCH,
+        &format!("/__sandbox/referrals/{theirs_id}"),
+        Some(json!([{"op": "replace", "path": "/status", "value": "Active"}, {"op": "replace", "path": "/substatus", "value": "Accepted"}])),
+    )
+    .await;
+    sb.settled_deliveries(3).await;
+    let mut seen: Vec<(String, String)> = receiver
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, body)| {
+            let event: Value = serde_json::from_slice(body).unwrap();
+            let id = event["ResourceUri"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
+            (event["EventName"].as_str().unwrap().to_owned(), id)
+        })
+        .collect();
+    seen.sort();
+    let ours_id = ours["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        seen,
+        [
+            ("referral-created".to_owned(), ours_id),
+            ("related-referral-created".to_owned(), theirs_id.to_owned()),
+            ("related-referral-updated".to_owned(), theirs_id.to_owned()),
+        ]
+    );
+    // The related referral is found through the link Partner Center puts on ours.
+    let related = ours["links"]["relatedReferrals"]["uri"].as_str().unwrap();
+    let filter = related.split_once("$filter=").unwrap().1;
+    let body: Value = sb.list(&token, &[("$filter", filter)]).await.json().await.unwrap();
+    assert_eq!(body["value"].as_array().unwrap().len(), 2);
 }
 
 #[tokio::test]

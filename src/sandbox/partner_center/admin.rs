@@ -166,7 +166,8 @@ async fn share_referral(
         let id = text_or(&referral, "id", String::new);
         store.referrals.insert(id.clone(), referral.clone());
         let changed = store.last_write.unwrap_or_else(|| pc.clock.now());
-        (referral, Event::referral(&pc, "referral-created", &id, changed))
+        let event = Event::referral(&pc, &referral, true, changed);
+        (referral, event)
     };
     delivery::emit(&pc, vec![event]);
     Ok((StatusCode::CREATED, Json(referral)).into_response())

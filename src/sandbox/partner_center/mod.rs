@@ -59,7 +59,7 @@ use std::{
 use axum::{
     Router,
     extract::Request,
-    http::{HeaderName, HeaderValue},
+    http::{HeaderName, HeaderValue, header},
     middleware::{self, Next},
     response::Response,
     routing::{get, post},
@@ -332,6 +332,10 @@ async fn echo_request_headers(req: Request, next: Next) -> Response {
     let headers = response.headers_mut();
     for (name, value) in echoed {
         headers.insert(name, value);
+    }
+    // Partner Center names the charset; axum's JSON responses do not.
+    if headers.get(header::CONTENT_TYPE).is_some_and(|v| v == "application/json") {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
     }
     if let Ok(id) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
         headers.insert(HeaderName::from_static("request-id"), id);

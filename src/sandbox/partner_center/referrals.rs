@@ -108,6 +108,15 @@ const READ_ONLY: [&str; 13] = [
     "organizationId",
 ];
 
+/// Whether a create body may set `key`: Microsoft's side may also name the owning organisation.
+fn settable_on_create(key: &str, origin: Origin) -> bool {
+    let owner_field = matches!(key, "organizationId" | "organizationName");
+    is_field(key)
+        && (!READ_ONLY.contains(&key)
+            || key == "engagementId"
+            || (owner_field && origin == Origin::Microsoft))
+}
+
 /// Whether `name` is a top-level referral property.
 pub fn is_field(name: &str) -> bool {
     template().get(name).is_some()
@@ -305,10 +314,8 @@ impl PartnerCenter {
             return Ok(Value::Null);
         };
         // Unknown properties are ignored and read-only ones are the server's to set.
-        let known: Map<String, Value> = body
-            .into_iter()
-            .filter(|(k, _)| is_field(k) && !READ_ONLY.contains(&k.as_str()) || k == "engagementId")
-            .collect();
+        let known: Map<String, Value> =
+            body.into_iter().filter(|(k, _)| settable_on_create(k, origin)).collect();
         deep_merge(&mut referral, Value::Object(known));
         if origin == Origin::Microsoft {
             fill_incoming_defaults(&mut referral);
@@ -481,7 +488,7 @@ async fn create(State(pc): State<Arc<PartnerCenter>>, headers: HeaderMap, body: 
             store.replays.insert(request_id, (status, referral.clone()));
         }
         let changed = store.last_write.unwrap_or_else(|| pc.clock.now());
-        let events = vec![Event::referral(&pc, "referral-created", &id, changed)];
+        let events = vec![Event::referral(&pc, &referral, true, changed)];
         (status, referral, events)
     };
     delivery::emit(&pc, events);
@@ -580,7 +587,7 @@ pub(crate) fn update(
         next
     };
     let changed = pc.lock_store().last_write.unwrap_or_else(|| pc.clock.now());
-    delivery::emit(pc, vec![Event::referral(pc, "referral-updated", id, changed)]);
+    delivery::emit(pc, vec![Event::referral(pc, &referral, false, changed)]);
     Ok(referral)
 }
 
