@@ -195,7 +195,7 @@ fn set(referral: &mut Value, key: &str, value: impl Into<Value>) {
 }
 
 /// Checks that a request body carries the parts the service requires (reference §2.3).
-pub fn require_parts(body: &Value) -> Result<(), ApiError> {
+pub fn require_parts(body: &Map<String, Value>) -> Result<(), ApiError> {
     if body.get("type").is_none_or(Value::is_null) {
         return Err(ApiError::bad("The referral must include 'type' (Independent or Shared).", "type"));
     }
@@ -302,17 +302,13 @@ impl PartnerCenter {
         body: Value,
         origin: Origin,
     ) -> Result<Value, ApiError> {
-        let now = self.write_time(store);
-        let mut referral = template();
-        if !body.is_object() {
+        let Value::Object(body) = body else {
             return Err(ApiError::bad("The request body must be a referral object.", "body"));
-        }
+        };
         if origin == Origin::Partner {
             require_parts(&body)?;
         }
-        let Value::Object(body) = body else {
-            return Ok(Value::Null);
-        };
+        let mut referral = template();
         // Unknown properties are ignored and read-only ones are the server's to set.
         let known: Map<String, Value> =
             body.into_iter().filter(|(k, _)| settable_on_create(k, origin)).collect();
@@ -327,6 +323,7 @@ impl PartnerCenter {
             .map(str::to_owned)
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let (status, substatus) = initial_status(&referral, origin)?;
+        let now = self.write_time(store);
         let stamp = format_time(now);
         set(&mut referral, "id", id.clone());
         set(&mut referral, "engagementId", engagement_id.clone());
@@ -611,7 +608,9 @@ async fn replace(
         )
         .into());
     }
-    require_parts(&body)?;
+    if let Some(map) = body.as_object() {
+        require_parts(map)?;
+    }
     let referral = update(&pc, &id, Some(&caller), IfMatch::Required(if_match), |_| {
         // PUT replaces every writable field: what the body leaves out becomes empty.
         let mut next = template();
