@@ -69,65 +69,65 @@ impl PartnerCenter {
         body: Value,
         origin: Origin,
     ) -> Result<Value, ApiError> {
-        let Value::Object(body) = body else {
-            return Err(ApiError::bad("The request body must be a referral object.", "body"));
-        };
-        if origin == Origin::Partner {
-            require_parts(&body)?;
-        }
-        let mut referral = template();
-        // Unknown properties are ignored and read-only ones are the server's to set.
-        let known: Map<String, Value> =
-            body.into_iter().filter(|(k, _)| settable_on_create(k, origin)).collect();
-        deep_merge(&mut referral, Value::Object(known));
-        if origin == Origin::Microsoft {
-            fill_incoming_defaults(&mut referral);
-        }
-        normalise(&mut referral);
-        validate(&referral)?;
-        let id = uuid::Uuid::new_v4().to_string();
-        let engagement_id = str_field(&referral, "engagementId")
-            .map(str::to_owned)
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let mut referral = requested_referral(body, origin)?;
         let (status, substatus) = initial_status(&referral, origin)?;
         let now = self.write_time(store);
-        let stamp = format_time(now);
-        set(&mut referral, "id", id.clone());
-        set(&mut referral, "engagementId", engagement_id.clone());
-        set(&mut referral, "createdDateTime", stamp.clone());
-        set(&mut referral, "updatedDateTime", stamp.clone());
-        set(&mut referral, "status", status.clone());
+        set(&mut referral, "status", status);
         set(&mut referral, "substatus", substatus);
-        set(&mut referral, "eTag", new_etag(now));
-        set(&mut referral, "links", self.links(&id, &engagement_id));
+        self.stamp_new(&mut referral, now, origin);
+        Ok(referral)
+    }
+
+    /// Sets what the server owns on a new referral: ids, times, eTag, links, owner, direction.
+    fn stamp_new(&self, referral: &mut Value, now: Timestamp, origin: Origin) {
+        let id = uuid::Uuid::new_v4().to_string();
+        let engagement_id = str_field(referral, "engagementId")
+            .map(str::to_owned)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let stamp = format_time(now);
+        set(referral, "id", id.clone());
+        set(referral, "engagementId", engagement_id.clone());
+        set(referral, "createdDateTime", stamp.clone());
+        set(referral, "updatedDateTime", stamp.clone());
+        set(referral, "eTag", new_etag(now));
+        set(referral, "links", self.links(&id, &engagement_id));
         for (key, value) in [
             ("organizationId", &self.config.organization_id),
             ("organizationName", &self.config.organization_name),
             ("mpnId", &self.config.mpn_id),
         ] {
             if referral.get(key).is_none_or(Value::is_null) {
-                set(&mut referral, key, value.clone());
+                set(referral, key, value.clone());
             }
         }
-        match origin {
-            Origin::Partner => {
-                set(&mut referral, "direction", "Outgoing");
-            }
-            Origin::Microsoft => {
-                set(&mut referral, "direction", "Incoming");
-                let expires = now
-                    .checked_add(
-                        SignedDuration::try_from(self.config.expire_after).unwrap_or(SignedDuration::ZERO),
-                    )
-                    .unwrap_or(now);
-                if status == "New" {
-                    set(&mut referral, "expirationDateTime", format_time(expires));
-                }
-            }
+        let incoming = origin == Origin::Microsoft;
+        set(referral, "direction", if incoming { "Incoming" } else { "Outgoing" });
+        if incoming && str_field(referral, "status") == Some("New") {
+            let ttl = SignedDuration::try_from(self.config.expire_after).unwrap_or(SignedDuration::ZERO);
+            set(referral, "expirationDateTime", format_time(now.checked_add(ttl).unwrap_or(now)));
         }
-        status_effects(&mut referral, None, &stamp);
-        Ok(referral)
+        status_effects(referral, None, &stamp);
     }
+}
+
+/// The referral a create body asks for: known, client-settable fields over the full template.
+fn requested_referral(body: Value, origin: Origin) -> Result<Value, ApiError> {
+    let Value::Object(body) = body else {
+        return Err(ApiError::bad("The request body must be a referral object.", "body"));
+    };
+    if origin == Origin::Partner {
+        require_parts(&body)?;
+    }
+    let mut referral = template();
+    // Unknown properties are ignored and read-only ones are the server's to set.
+    let known: Map<String, Value> = body.into_iter().filter(|(k, _)| settable_on_create(k, origin)).collect();
+    deep_merge(&mut referral, Value::Object(known));
+    if origin == Origin::Microsoft {
+        fill_incoming_defaults(&mut referral);
+    }
+    normalise(&mut referral);
+    validate(&referral)?;
+    Ok(referral)
 }
 
 /// Whether the caller may see the referral (a Referral User sees only their team's).
