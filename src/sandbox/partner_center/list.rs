@@ -89,6 +89,44 @@ fn unknown_property(name: &str, option: &str) -> ApiError {
     )
 }
 
+/// A list request's options, parsed and checked against the Referral's properties.
+struct Compiled {
+    filter: Option<odata::Filter>,
+    order: Vec<odata::OrderKey>,
+    select: Vec<String>,
+}
+
+impl Compiled {
+    fn new(query: &ListQuery) -> Result<Self, ApiError> {
+        let filter = query.filter.as_deref().map(compile_filter).transpose()?;
+        let order = match &query.orderby {
+            Some(text) => odata::parse_orderby(text).map_err(|e| ApiError::bad(e.to_string(), "$orderby"))?,
+            None => Vec::new(),
+        };
+        if let Some(key) = order.iter().find(|k| !k.path.first().is_some_and(|f| is_field(f))) {
+            return Err(unknown_property(&key.path.join("/"), "$orderby"));
+        }
+        let select: Vec<String> = query
+            .select
+            .as_deref()
+            .map(|s| s.split(',').map(|f| f.trim().to_owned()).filter(|f| !f.is_empty()).collect())
+            .unwrap_or_default();
+        if let Some(field) = select.iter().find(|f| !is_field(f)) {
+            return Err(unknown_property(field, "$select"));
+        }
+        Ok(Compiled { filter, order, select })
+    }
+}
+
+fn compile_filter(text: &str) -> Result<odata::Filter, ApiError> {
+    let filter =
+        odata::parse_filter(text).map_err(|e| ApiError::bad(format!("Invalid $filter: {e}."), "$filter"))?;
+    match filter.roots().into_iter().find(|r| !is_field(r)) {
+        Some(root) => Err(unknown_property(&root, "$filter")),
+        None => Ok(filter),
+    }
+}
+
 /// `GET /v1.0/engagements/referrals` and the next-link path `GET /v1.0/referrals`.
 pub async fn list(
     State(pc): State<Arc<PartnerCenter>>,
@@ -98,59 +136,38 @@ pub async fn list(
     let caller = auth::authenticate(&pc, &headers, REFERRALS_RESOURCE)?;
     expire_due(&pc);
     let query = ListQuery::from_query(raw.as_deref())?;
-    let filter = match &query.filter {
-        Some(text) => {
-            let filter = odata::parse_filter(text)
-                .map_err(|e| ApiError::bad(format!("Invalid $filter: {e}."), "$filter"))?;
-            if let Some(root) = filter.roots().into_iter().find(|r| !is_field(r)) {
-                return Err(unknown_property(&root, "$filter").into());
-            }
-            Some(filter)
-        }
-        None => None,
-    };
-    let order = match &query.orderby {
-        Some(text) => odata::parse_orderby(text).map_err(|e| ApiError::bad(e.to_string(), "$orderby"))?,
-        None => Vec::new(),
-    };
-    if let Some(key) = order.iter().find(|k| !k.path.first().is_some_and(|f| is_field(f))) {
-        return Err(unknown_property(&key.path.join("/"), "$orderby").into());
-    }
-    let select: Vec<String> = query
-        .select
-        .as_deref()
-        .map(|s| s.split(',').map(|f| f.trim().to_owned()).filter(|f| !f.is_empty()).collect())
-        .unwrap_or_default();
-    if let Some(field) = select.iter().find(|f| !is_field(f)) {
-        return Err(unknown_property(field, "$select").into());
-    }
+    let compiled = Compiled::new(&query)?;
     let store = pc.lock_store();
     let mut items: Vec<&Value> = store
         .referrals
         .values()
         .filter(|r| visible(&caller, r))
-        .filter(|r| filter.as_ref().is_none_or(|f| f.matches(r)))
+        .filter(|r| compiled.filter.as_ref().is_none_or(|f| f.matches(r)))
         .collect();
-    items.sort_by(|a, b| odata::compare_by(&order, a, b));
+    items.sort_by(|a, b| odata::compare_by(&compiled.order, a, b));
+    Ok(Json(page(&pc, &query, &compiled, &items)).into_response())
+}
+
+/// One page of matching referrals, with a next link when the request wants more.
+fn page(pc: &PartnerCenter, query: &ListQuery, compiled: &Compiled, items: &[&Value]) -> Value {
     let total = items.len();
     let start = query.skip.min(total);
     let budget = query.top.unwrap_or(usize::MAX);
-    let take = (total - start).min(budget).min(pc.config.page_size.max(1));
-    let page: Vec<Value> = items[start..start + take].iter().map(|r| project(r, &select)).collect();
-    let more = start + take < total && budget > take;
+    let take = (total - start).min(budget).min(pc.config().page_size.max(1));
+    let value: Vec<Value> = items[start..start + take].iter().map(|r| project(r, &compiled.select)).collect();
     let mut body = Map::new();
-    body.insert("@odata.context".into(), format!("{}/v1.0/$metadata#Referrals", pc.config.base()).into());
-    body.insert("@odata.count".into(), (if query.count { total } else { page.len() }).into());
-    body.insert("value".into(), Value::Array(page));
-    if more {
+    body.insert("@odata.context".into(), format!("{}/v1.0/$metadata#Referrals", pc.config().base()).into());
+    body.insert("@odata.count".into(), (if query.count { total } else { value.len() }).into());
+    body.insert("value".into(), Value::Array(value));
+    if start + take < total && budget > take {
         let next = ListQuery { skip: start + take, top: query.top.map(|t| t - take), ..query.clone() };
         // The real next link leaves out `/engagements`; the sandbox serves that path too.
         body.insert(
             "@odata.nextLink".into(),
-            format!("{}/v1.0/referrals?$skiptoken={}", pc.config.base(), encode_token(&next)).into(),
+            format!("{}/v1.0/referrals?$skiptoken={}", pc.config().base(), encode_token(&next)).into(),
         );
     }
-    Ok(Json(Value::Object(body)).into_response())
+    Value::Object(body)
 }
 
 fn project(referral: &Value, select: &[String]) -> Value {
