@@ -490,6 +490,8 @@ async fn create_assigns_server_fields_and_matches_the_sample_shape() {
         .await
         .unwrap();
     assert_eq!(raw.headers()["content-type"], "application/json; charset=utf-8");
+    assert_eq!(raw.headers()["x-locale"], "en-US");
+    assert_eq!(raw.headers()["ms-correlationid"].len(), 36, "a correlation id is made up when none is sent");
 
     let missing = sb
         .http
