@@ -1212,6 +1212,9 @@ async fn changes_on_microsofts_side_of_an_engagement_raise_related_referral_even
             ("related-referral-updated".to_owned(), theirs_id.to_owned()),
         ]
     );
+    let not_ours =
+        sb.patch(&token, theirs_id, &json!([{"op": "replace", "path": "/name", "value": "x"}])).await;
+    assert_eq!(not_ours.status(), 403);
     // The related referral is found through the link Partner Center puts on ours.
     let related = ours["links"]["relatedReferrals"]["uri"].as_str().unwrap();
     let filter = related.split_once("$filter=").unwrap().1;

@@ -252,6 +252,13 @@ pub(crate) fn update(
             .filter(|r| caller.is_none_or(|c| visible(c, r)))
             .ok_or_else(|| not_found(id))?
             .clone();
+        let owner = str_field(&current, "organizationId");
+        if caller.is_some() && owner.is_some_and(|o| o != pc.config.organization_id) {
+            return Err(ApiError::Forbidden(format!(
+                "Referral '{id}' belongs to {}; only its owner can change it.",
+                str_field(&current, "organizationName").or(owner).unwrap_or_default()
+            )));
+        }
         check_if_match(if_match, str_field(&current, "eTag").unwrap_or_default())?;
         let mut next = change(&current)?;
         normalise(&mut next);
