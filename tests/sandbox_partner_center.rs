@@ -1489,9 +1489,9 @@ async fn token_expiry_fault_answers_401_for_the_next_calls() {
     let got = statuses(&sb, &token, 3).await;
     assert_eq!(got, [401, 401, 200]);
 
-    sb.faults.replace(vec!["*: token-expired after=150ms".parse().unwrap()], None);
+    sb.faults.replace(vec!["*: token-expired after=500ms".parse().unwrap()], None);
     assert_eq!(statuses(&sb, &token, 1).await, [200]);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
     let expired = sb.list(&token, &[]).await;
     assert_eq!(expired.status(), 401);
     assert!(expired.headers().contains_key("www-authenticate"));
