@@ -7,7 +7,8 @@
 //!
 //! - `GET /__sandbox/faults` lists the rules with their hit counts;
 //! - `PUT /__sandbox/faults` replaces them: a JSON array of rule strings, or
-//!   `{"seed": 7, "rules": [...]}` to also reseed the random generator;
+//!   `{"seed": 7, "rules": [...]}` to also reseed the random generator, or plain text with one
+//!   rule per line (`#` starts a comment);
 //! - `POST /__sandbox/faults` adds one rule (JSON string or text body);
 //! - `DELETE /__sandbox/faults` removes them all.
 //!
@@ -15,8 +16,12 @@
 //!
 //! An emulator answers status and expired-token faults in its own error shape by serving
 //! [`RENDER_PATH`]: the middleware sends the faulted request there, with an [`InjectedFault`]
-//! extension, instead of to its real route, so the real handler never runs. When the emulator does
-//! not serve that path a generic JSON body is used.
+//! extension, instead of to its real route, so the real handler never runs. The handler there
+//! wraps its answer with [`rendered`]; when the emulator does not serve that path a generic JSON
+//! body (`{"statusCode", "message"}`, Partner Center's throttling shape) is used.
+//!
+//! Every decision draws from one seeded generator in request order, so the same seed and the same
+//! sequence of requests give the same faults.
 
 pub mod spec;
 

@@ -28,7 +28,9 @@ use super::{
     delivery::{self, Event},
     error::{ApiError, ReferralsError, RestError, TokenError},
     format_time,
-    referrals::{self, IfMatch, Origin, PatchOp},
+    json_patch::{self, PatchOp},
+    model::{self, Origin},
+    referrals::{self, IfMatch},
 };
 use crate::sandbox::faults::{self, InjectedFault, InjectedKind};
 
@@ -102,9 +104,9 @@ fn seeded(pc: &PartnerCenter, store: &mut super::Store, item: Value) -> Result<V
         return Err(ApiError::bad("each seed referral must be an object", "body"));
     }
     let now = format_time(pc.write_time(store));
-    let mut referral = referrals::template();
-    referrals::deep_merge(&mut referral, item);
-    referrals::normalise(&mut referral);
+    let mut referral = model::template();
+    model::deep_merge(&mut referral, item);
+    model::normalise(&mut referral);
     let id = text_or(&referral, "id", || uuid::Uuid::new_v4().to_string());
     let engagement = text_or(&referral, "engagementId", || uuid::Uuid::new_v4().to_string());
     let fill = [
@@ -132,7 +134,7 @@ fn seeded(pc: &PartnerCenter, store: &mut super::Store, item: Value) -> Result<V
             }));
         }
     }
-    referrals::validate(&referral)?;
+    model::validate(&referral)?;
     let status = |k: &str| referral.get(k).and_then(Value::as_str).unwrap_or_default();
     super::state_machine::check_pair(status("status"), status("substatus"))
         .map_err(|e| ApiError::bad(e.to_string(), "status"))?;
@@ -166,7 +168,8 @@ async fn share_referral(
         let id = text_or(&referral, "id", String::new);
         store.referrals.insert(id.clone(), referral.clone());
         let changed = store.last_write.unwrap_or_else(|| pc.clock.now());
-        (referral, Event::referral(&pc, "referral-created", &id, changed))
+        let event = Event::referral(&pc, &referral, true, changed);
+        (referral, event)
     };
     delivery::emit(&pc, vec![event]);
     Ok((StatusCode::CREATED, Json(referral)).into_response())
@@ -184,11 +187,11 @@ async fn edit_referral(
         Value::Array(_) => {
             let ops: Vec<PatchOp> = serde_json::from_value(value)
                 .map_err(|e| ApiError::bad(format!("Not a JSON Patch array: {e}."), "body"))?;
-            referrals::apply_patch(current, &ops, &now)
+            json_patch::apply_patch(current, &ops, &now)
         }
         partial => {
             let mut next = current.clone();
-            referrals::deep_merge(&mut next, partial);
+            model::deep_merge(&mut next, partial);
             Ok(next)
         }
     })?;

@@ -20,7 +20,7 @@ use base64::Engine as _;
 use jiff::Timestamp;
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SigningKey};
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{PartnerCenter, format_event_time, format_time};
 
@@ -170,8 +170,19 @@ pub struct Event {
 }
 
 impl Event {
-    /// A referral event; `ResourceUri` uses the webhook host's path form (`/engagements/v1/...`).
-    pub fn referral(pc: &PartnerCenter, name: &'static str, id: &str, changed: Timestamp) -> Self {
+    /// The event for a created or updated referral; `ResourceUri` uses the webhook host's path
+    /// form (`/engagements/v1/...`). A referral another organisation owns (Microsoft's side of a
+    /// shared engagement) raises the `related-referral-*` events instead [inferred routing].
+    pub fn referral(pc: &PartnerCenter, referral: &Value, created: bool, changed: Timestamp) -> Self {
+        let owner = referral.get("organizationId").and_then(Value::as_str);
+        let own = owner.is_none_or(|o| o == pc.config.organization_id);
+        let name = match (own, created) {
+            (true, true) => "referral-created",
+            (true, false) => "referral-updated",
+            (false, true) => "related-referral-created",
+            (false, false) => "related-referral-updated",
+        };
+        let id = referral.get("id").and_then(Value::as_str).unwrap_or_default();
         Event {
             name,
             resource_name: "referral",

@@ -44,6 +44,9 @@ pub mod admin;
 pub mod auth;
 pub mod delivery;
 pub mod error;
+pub mod json_patch;
+pub mod list;
+pub mod model;
 pub mod odata;
 pub mod referrals;
 pub mod state_machine;
@@ -59,7 +62,7 @@ use std::{
 use axum::{
     Router,
     extract::Request,
-    http::{HeaderName, HeaderValue},
+    http::{HeaderName, HeaderValue, header},
     middleware::{self, Next},
     response::Response,
     routing::{get, post},
@@ -319,24 +322,35 @@ pub fn router(pc: Arc<PartnerCenter>) -> Router {
         .with_state(pc)
 }
 
-/// Echoes `MS-CorrelationId` and `MS-RequestId` and adds `Request-ID`, as Partner Center does.
+/// Echoes `MS-CorrelationId`, `MS-RequestId` and `X-Locale` (made up when absent) and adds
+/// `Request-ID`, as Partner Center does.
 async fn echo_request_headers(req: Request, next: Next) -> Response {
-    let echoed: Vec<(HeaderName, HeaderValue)> = ["ms-correlationid", "ms-requestid"]
-        .into_iter()
-        .filter_map(|name| {
-            let value = req.headers().get(name)?.clone();
-            Some((HeaderName::from_static(name), value))
-        })
-        .collect();
+    let echoed = echoed_headers(req.headers());
     let mut response = next.run(req).await;
     let headers = response.headers_mut();
     for (name, value) in echoed {
-        headers.insert(name, value);
+        if let Some(value) = value {
+            headers.insert(HeaderName::from_static(name), value);
+        }
     }
-    if let Ok(id) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
-        headers.insert(HeaderName::from_static("request-id"), id);
+    // Partner Center names the charset; axum's JSON responses do not.
+    if headers.get(header::CONTENT_TYPE).is_some_and(|v| v == "application/json") {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
     }
     response
+}
+
+fn echoed_headers(request: &axum::http::HeaderMap) -> [(&'static str, Option<HeaderValue>); 4] {
+    let header_or = |name: &str, default: String| {
+        request.get(name).cloned().or_else(|| HeaderValue::from_str(&default).ok())
+    };
+    let new_id = || uuid::Uuid::new_v4().to_string();
+    [
+        ("ms-correlationid", header_or("ms-correlationid", new_id())),
+        ("ms-requestid", header_or("ms-requestid", new_id())),
+        ("x-locale", header_or("x-locale", "en-US".to_owned())),
+        ("request-id", HeaderValue::from_str(&new_id()).ok()),
+    ]
 }
 
 /// Formats a time as Partner Center does: UTC, seven fractional digits, `Z`.
