@@ -399,4 +399,36 @@ mod tests {
         let err = parse("connections:\n  x:\n    kind: dynamics\n", "coflow.yaml").unwrap_err();
         assert!(err.to_string().contains("unknown variant `dynamics`"), "{err}");
     }
+
+    #[test]
+    fn the_documented_example_builds() {
+        let text = include_str!("../../tests/fixtures/connectors/coflow.yaml");
+        assert!(module_doc_example().trim() == text.trim(), "the module doc and the fixture differ");
+        let mut secrets = BTreeMap::new();
+        secrets.insert("PC_CLIENT_SECRET".to_string(), "pc-secret".to_string());
+        secrets.insert("PC_REFRESH_TOKEN".to_string(), "pc-refresh".to_string());
+        let key = include_str!("../../tests/fixtures/connectors/webhook-signing-key.pem");
+        secrets.insert("SF_JWT_PRIVATE_KEY".to_string(), key.to_string());
+        let loaded = parse(text, "coflow.yaml").unwrap().build(&MapSecrets(secrets)).unwrap();
+        let pc = &loaded.partner_center["partner_center"];
+        assert_eq!(pc.settings().webhook.max_age, Duration::from_secs(21600));
+        assert_eq!(pc.settings().webhook_auth.resource, "https://api.partnercenter.microsoft.com");
+        let sf = &loaded.salesforce["salesforce"];
+        assert_eq!(
+            sf.settings().auth.token_url,
+            "https://coflow-dev.my.salesforce.com/services/oauth2/token"
+        );
+        assert_eq!(sf.settings().limits, Limits::SALESFORCE);
+    }
+
+    fn module_doc_example() -> String {
+        let source = include_str!("config.rs");
+        let start = source.find("//! ```yaml\n").map(|i| i + "//! ```yaml\n".len()).unwrap_or(0);
+        let end = source[start..].find("//! ```").map(|i| start + i).unwrap_or(start);
+        source[start..end]
+            .lines()
+            .map(|l| l.strip_prefix("//! ").unwrap_or(l.trim_start_matches("//!")))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
 }

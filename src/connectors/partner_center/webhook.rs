@@ -236,9 +236,14 @@ impl CertCache {
         CertCache { fetcher, ttl: Duration::from_secs(3600), entries: Mutex::new(HashMap::new()) }
     }
 
-    /// A cache downloading over HTTPS with a default client.
+    /// A cache downloading with a client that follows no redirects (a redirect could lead
+    /// off the allowed hosts).
     pub fn with_default_client() -> Self {
-        CertCache::new(Arc::new(HttpCertificateFetcher::new(reqwest::Client::new())))
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        CertCache::new(Arc::new(HttpCertificateFetcher::new(client)))
     }
 
     /// The certificate at `url`, and whether it came from the cache.
