@@ -588,7 +588,7 @@ fn a_missing_property_is_an_error_naming_it() {
     let err = eval_expression("triggerBody().missing ~ 'x'", Some(data.clone())).unwrap_err();
     assert!(err.message.contains("'missing'"), "{}", err.message);
     let err = eval_expression("createArray(1, 2)[5]", None).unwrap_err();
-    assert!(err.message.contains("5"), "{}", err.message);
+    assert!(err.message.contains("index 5 is outside the array"), "{}", err.message);
 }
 
 #[test]

@@ -124,7 +124,6 @@ pub(crate) const PURE: &[Def] = &[
     def("setProperty", 3, 3, set_property),
     // coflow additions
     def("jsonpath", 2, 2, jsonpath),
-    def("opt", 1, MANY, opt),
     def("soql_quote", 1, 1, soql_quote),
 ];
 
@@ -1064,33 +1063,6 @@ fn jsonpath(args: &[Value]) -> R {
     let path = str_arg(args, 1, "the JSONPath")?;
     let found = args[0].query(path).map_err(|e| format!("'{path}' is not a valid JSONPath: {e}"))?;
     Ok(Value::Array(found.into_iter().cloned().collect()))
-}
-
-/// Null-safe property access, what Power Automate writes as `value?['a']?['b']`: a missing
-/// property or a `null` along the way gives `null` instead of an error.
-fn opt(args: &[Value]) -> R {
-    let mut current = &args[0];
-    for key in &args[1..] {
-        current = match (current, key) {
-            (Value::Null, _) => return Ok(Value::Null),
-            (Value::Object(o), Value::String(k)) => match o.get(k) {
-                Some(v) => v,
-                None => return Ok(Value::Null),
-            },
-            (Value::Array(a), Value::Number(n)) => match n.as_u64().and_then(|i| a.get(i as usize)) {
-                Some(v) => v,
-                None => return Ok(Value::Null),
-            },
-            (other, key) => {
-                return Err(format!(
-                    "property {} cannot be selected: property selection is not supported on values of type '{}'",
-                    describe(key),
-                    type_name(other)
-                ));
-            }
-        };
-    }
-    Ok(current.clone())
 }
 
 /// A SOQL string literal: quoted, with `\` and `'` escaped; `null` stays `null`.

@@ -30,6 +30,9 @@
 //! or a value along the path is `null`. `coalesce` treats only `null` as missing; `empty(null)`
 //! is true; comparison functions treat `null` as `""`.
 //!
+//! The environment variable `COFLOW_NOW` (a UTC timestamp) fixes the clock of `utcNow()`,
+//! `getFutureTime()` and `getPastTime()`, for tests and replays.
+//!
 //! Not supported: `xpath`, XML-to-JSON conversion, multipart bodies, `action()` and
 //! `listCallbackUrl()` (they fail with a message saying so).
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
-use minijinja::value::{Object, Rest, Value as JinjaValue};
+use minijinja::value::{Object, Rest, Value as JinjaValue, ValueKind};
 use minijinja::{Environment, ErrorKind, Expression, State, UndefinedBehavior};
 use regex::Regex;
 use serde_json::Value;
@@ -91,6 +91,11 @@ fn missing_message(expr: &str, source: &str) -> String {
         let (source_base, _) = split_last_access(source);
         base = source_base.filter(|b| !b.is_empty()).unwrap_or("value").to_string();
     }
+    if key.parse::<i64>().is_ok() {
+        return format!(
+            "index {key} is outside the array in `{shown}`: write opt({base}, {key}) to get null instead"
+        );
+    }
     format!(
         "property {key} doesn't exist in `{shown}`: write opt({base}, {key}) to get null when it may be missing"
     )
@@ -174,7 +179,7 @@ pub fn function_names() -> impl Iterator<Item = &'static str> {
         .chain(datetime::DATE)
         .map(|d| d.name)
         .chain(workflow::NAMES.iter().copied())
-        .chain(["secret", "mapping", "lookup"])
+        .chain(["secret", "mapping", "lookup", "opt"])
 }
 
 fn build_environment() -> Environment<'static> {
@@ -190,6 +195,7 @@ fn build_environment() -> Environment<'static> {
     env.add_function("secret", |name: String| -> Result<String, minijinja::Error> {
         secrets::secret(&name).map_err(|e| invalid(e.to_string()))
     });
+    env.add_function("opt", |args: Rest<JinjaValue>| opt(&args));
     env.add_function("__strict", |value: JinjaValue| -> Result<JinjaValue, minijinja::Error> {
         if value.is_undefined() { Err(undefined_error(&value)) } else { Ok(value) }
     });
@@ -201,6 +207,38 @@ fn call_pure(def: &Def, args: &[JinjaValue]) -> Result<JinjaValue, minijinja::Er
     check_args(def.name, def.min, def.max, args)?;
     let json: Vec<Value> = args.iter().map(to_json).collect();
     (def.f)(&json).map(|v| from_json(&v)).map_err(|m| invalid(format!("{}(): {m}", def.name)))
+}
+
+/// Null-safe property access, what Power Automate writes as `value?['a']?['b']`: a missing
+/// property or a `null` along the way gives `null` instead of an error. It works on minijinja
+/// values directly, so a large object is never converted.
+fn opt(args: &[JinjaValue]) -> Result<JinjaValue, minijinja::Error> {
+    check_args("opt", 1, usize::MAX, args)?;
+    let mut current = args[0].clone();
+    for key in &args[1..] {
+        match current.kind() {
+            ValueKind::None => return Ok(current),
+            ValueKind::Map | ValueKind::Seq => {
+                current = current.get_item(key)?;
+                if current.is_undefined() {
+                    return Ok(JinjaValue::from(()));
+                }
+            }
+            _ => {
+                let kind = match current.kind() {
+                    ValueKind::String => "String",
+                    ValueKind::Bool => "Boolean",
+                    ValueKind::Number if current.is_integer() => "Integer",
+                    ValueKind::Number => "Float",
+                    _ => "Other",
+                };
+                return Err(invalid(format!(
+                    "opt(): property {key:?} cannot be selected: property selection is not supported on values of type '{kind}'"
+                )));
+            }
+        }
+    }
+    Ok(current)
 }
 
 /// Checks the argument count and refuses undefined (missing) values, naming where they came from.
