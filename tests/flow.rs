@@ -171,6 +171,29 @@ fn an_until_condition_may_read_the_loop_body_but_an_if_condition_may_not() {
     assert_eq!(diagnostics.iter().map(|d| d.code).collect::<Vec<_>>(), vec!["not_yet_run"]);
 }
 
+#[test]
+fn reading_an_action_nested_in_two_loops_from_outside_is_an_error() {
+    let flow = |inner_kind: &str| {
+        format!(
+            "name: x\ntrigger: {{type: manual}}\nactions:\n  outer:\n    type: foreach\n    items: [1]\n    actions:\n      inner:\n        type: {inner_kind}\n        items: [2]\n        actions:\n          deep: {{type: compose, inputs: 1}}\n  after:\n    type: compose\n    inputs: \"{{{{ body('deep') }}}}\"\n"
+        )
+    };
+    assert!(flow::load_str(&flow("scope").replace("        items: [2]\n", "")).is_ok());
+    let diagnostics = flow::load_str(&flow("foreach")).err().unwrap_or_default();
+    assert_eq!(diagnostics.iter().map(|d| d.code).collect::<Vec<_>>(), vec!["nested_loop_reference"]);
+}
+
+#[test]
+fn variable_updates_in_parallel_iterations_are_a_warning_not_an_error() {
+    let text = "name: x\ntrigger: {type: manual}\nactions:\n  init: {type: initialize_variable, name: n, variable_type: integer, value: 0}\n  each:\n    type: foreach\n    items: [1, 2]\n    concurrency: 5\n    actions:\n      bump: {type: increment_variable, name: n}\n";
+    let (flow, diagnostics) = flow::check_str(text, None);
+    assert!(flow.is_some());
+    let found: Vec<_> = diagnostics.iter().map(|d| (d.severity, d.code, d.line)).collect();
+    assert_eq!(found, vec![(flow::Severity::Warning, "parallel_variables", 8)]);
+    assert!(flow::load_str(&text.replace("concurrency: 5", "concurrency: 1")).is_ok());
+    assert!(flow::check_str(&text.replace("concurrency: 5", "concurrency: 1"), None).1.is_empty());
+}
+
 // ---- schema ------------------------------------------------------------------------------
 
 #[test]

@@ -650,6 +650,7 @@ impl<'d> Compiler<'d> {
             ActionBody::Scope(d) => ActionKind::Scope { actions: self.child(id, 0, &d.actions) },
             ActionBody::Foreach(d) => {
                 let concurrency = self.ranged(d.concurrency.as_ref(), 1..=50, "foreach `concurrency`", 1);
+                self.warn_parallel_variables(d, concurrency);
                 ActionKind::Foreach {
                     items: self.template(&d.items, at),
                     actions: self.child(id, 0, &d.actions),
@@ -732,6 +733,27 @@ impl<'d> Compiler<'d> {
             }
         };
         (kind, None)
+    }
+
+    /// Power Automate warns that variable updates in parallel iterations give unpredictable
+    /// results; the loop should run with concurrency 1.
+    fn warn_parallel_variables(&mut self, d: &ForeachDef, concurrency: u32) {
+        let Some(span) = d.concurrency.as_ref().map(|c| c.span) else { return };
+        if concurrency <= 1 {
+            return;
+        }
+        let Some(name) = first_variable_update(&d.actions) else { return };
+        self.diagnostics.push(
+            Diagnostic::error(
+                "parallel_variables",
+                span,
+                format!("`{name}` changes a variable while iterations run {concurrency} at a time"),
+            )
+            .with_hint(
+                "iterations race on the variable; use `concurrency: 1` or collect results with `select`",
+            )
+            .warning(),
+        );
     }
 
     fn delay(&mut self, def: &ActionDef, d: &'d DelayDef, at: At) -> ActionKind {
@@ -965,6 +987,22 @@ impl<'d> Compiler<'d> {
             self.error("unknown_action", span, format!("`{here}` refers to unknown action `{target}`"), hint);
             return;
         };
+        let loops_outside = self
+            .chain(id)
+            .into_iter()
+            .skip(1)
+            .filter(|&a| matches!(self.actions[a].def.body, ActionBody::Foreach(_)))
+            .filter(|&a| !self.chain(at.action).contains(&a))
+            .count();
+        if loops_outside >= 2 {
+            self.error(
+                "nested_loop_reference",
+                span,
+                format!("`{here}` refers to `{target}`, which is nested in {loops_outside} levels of `foreach`"),
+                "Power Automate only allows reading an action inside a loop from outside it with one level of nesting; collect the values with `select` or a variable",
+            );
+            return;
+        }
         if self.has_run_before(id, at) {
             return;
         }
@@ -975,6 +1013,29 @@ impl<'d> Compiler<'d> {
             format!("make `{here}` (or the block holding it) run after `{target}` (or the block holding it) through `run_after`"),
         );
     }
+}
+
+/// The first action in `defs` (at any depth) that changes a variable.
+fn first_variable_update(defs: &ActionDefs) -> Option<&str> {
+    for (name, def) in defs {
+        let updates = matches!(
+            def.body,
+            ActionBody::SetVariable(_)
+                | ActionBody::IncrementVariable(_)
+                | ActionBody::DecrementVariable(_)
+                | ActionBody::AppendToArrayVariable(_)
+                | ActionBody::AppendToStringVariable(_)
+        );
+        if updates {
+            return Some(name);
+        }
+        if let Some(inner) =
+            def.body.blocks().into_iter().find_map(|(_, actions)| first_variable_update(actions))
+        {
+            return Some(inner);
+        }
+    }
+    None
 }
 
 fn to_settings<T: serde::Serialize>(value: &T, settings: &mut indexmap::IndexMap<String, Value>) {

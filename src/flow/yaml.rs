@@ -196,8 +196,18 @@ pub fn parse(text: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<Node> {
 }
 
 enum Frame {
-    Seq { items: Vec<Node>, span: Span, anchor: usize },
-    Map { entries: Vec<(Node, Node)>, key: Option<Node>, span: Span, anchor: usize },
+    Seq {
+        items: Vec<Node>,
+        span: Span,
+        anchor: usize,
+    },
+    Map {
+        entries: Vec<(Node, Node)>,
+        key: Option<Node>,
+        span: Span,
+        anchor: usize,
+        lines: HashMap<String, usize>,
+    },
 }
 
 struct Builder {
@@ -239,9 +249,13 @@ impl Builder {
             Event::SequenceStart(anchor, _) => {
                 self.stack.push(Frame::Seq { items: Vec::new(), span, anchor })
             }
-            Event::MappingStart(anchor, _) => {
-                self.stack.push(Frame::Map { entries: Vec::new(), key: None, span, anchor })
-            }
+            Event::MappingStart(anchor, _) => self.stack.push(Frame::Map {
+                entries: Vec::new(),
+                key: None,
+                span,
+                anchor,
+                lines: HashMap::new(),
+            }),
             Event::SequenceEnd | Event::MappingEnd => self.close(span, diagnostics),
             Event::Alias(id) => {
                 let node = self.anchors.get(&id).cloned().ok_or_else(|| {
@@ -285,15 +299,23 @@ impl Builder {
         match self.stack.last_mut() {
             None => self.root = Some(node),
             Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, key, .. }) => match key.take() {
+            Some(Frame::Map { entries, key, lines, .. }) => match key.take() {
                 None => *key = Some(node),
-                Some(k) => add_entry(entries, k, node, diagnostics),
+                Some(k) => add_entry(entries, lines, k, node, diagnostics),
             },
         }
     }
 }
 
-fn add_entry(entries: &mut Vec<(Node, Node)>, key: Node, value: Node, diagnostics: &mut Vec<Diagnostic>) {
+/// Adds one entry; `lines` maps each key already in the map to its line, so duplicates are
+/// found without rescanning the map.
+fn add_entry(
+    entries: &mut Vec<(Node, Node)>,
+    lines: &mut HashMap<String, usize>,
+    key: Node,
+    value: Node,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
     let Some(text) = key.key_text() else {
         diagnostics.push(Diagnostic::error(
             "yaml_key",
@@ -302,13 +324,14 @@ fn add_entry(entries: &mut Vec<(Node, Node)>, key: Node, value: Node, diagnostic
         ));
         return;
     };
-    if let Some((first, _)) = entries.iter().find(|(k, _)| k.key_text().as_deref() == Some(&text)) {
+    if let Some(first_line) = lines.get(&text) {
         diagnostics.push(
             Diagnostic::error("duplicate_key", key.span, format!("duplicate key `{text}`"))
-                .with_hint(format!("`{text}` is already set at line {}; keep one of them", first.span.line)),
+                .with_hint(format!("`{text}` is already set at line {first_line}; keep one of them")),
         );
         return;
     }
+    lines.insert(text, key.span.line);
     entries.push((key, value));
 }
 
