@@ -4,8 +4,8 @@
 //!
 //! API calls per operation (a cached token costs nothing; a token fetch is one more call):
 //! `get_referral`, `create_referral`, `patch_referral`, every registration call: 1.
-//! `update_referral`: 1 GET + 1 PUT, or only the GET when the changes are already there; a 412
-//! adds one more GET + PUT. `list_referrals`: 1 per page of up to 100. `register_webhook`:
+//! `update_referral`: 1 GET + 1 PUT, or only the GET when the changes are already there; the GET
+//! is skipped when the referral just read is passed as `current`; a 412 adds one more GET + PUT. `list_referrals`: 1 per page of up to 100. `register_webhook`:
 //! 1 GET + 1 POST or PUT.
 
 mod auth;
