@@ -261,6 +261,8 @@ impl PartnerCenterConnector {
         effect: Effect,
     ) -> Result<Reply, ConnectorError> {
         let mut renewed = false;
+        // One logical call keeps its MS-RequestId when repeated (Partner Center's idempotency key).
+        let request_id = uuid::Uuid::new_v4().to_string();
         loop {
             let token = self.token(http, api).await?;
             crate::expr::secrets::register(token.access_token.expose());
@@ -269,7 +271,7 @@ impl PartnerCenterConnector {
                 ("Accept", "application/json".to_string()),
                 // The certified connector sends it on every call, GET included.
                 ("Content-Type", "application/json".to_string()),
-                ("MS-RequestId", uuid::Uuid::new_v4().to_string()),
+                ("MS-RequestId", request_id.clone()),
                 ("MS-CorrelationId", call.correlation_id.clone()),
             ];
             headers.extend(call.headers.iter().map(|(k, v)| (*k, v.clone())));
