@@ -954,3 +954,47 @@ actions:
         assert_eq!(logs.matches(secret).count(), 0, "{secret} in the logs");
     }
 }
+
+// ---------------------------------------------------------------- calls per synced record
+
+#[tokio::test]
+async fn api_calls_per_synced_referral_for_a_create_and_an_unchanged_update() {
+    let env = start().await;
+    let pc = env.pc();
+    let sf = env.sf();
+    let http = &env.http;
+    let referral =
+        ok(&*pc, http, "create_referral", json!({"referral": new_referral("Per-record calls")})).await;
+    let id = referral["id"].as_str().unwrap().to_string();
+    // Sign both connections in first, so the figures below count API calls only.
+    ok(&*sf, http, "query", json!({"soql": "SELECT Id FROM Account LIMIT 1"})).await;
+    let pc_calls = Env::count(&env.pc_faults, "/v1.0/*");
+    let sf_calls = Env::count(&env.sf_faults, "/services/data/*");
+    let token_calls = Env::count(&env.pc_faults, "POST /common/oauth2/token");
+    let sf_token_calls = Env::count(&env.sf_faults, "POST /services/oauth2/token");
+
+    let sync = || async {
+        let referral = ok(&*pc, http, "get_referral", json!({"id": id})).await;
+        let soql = format!("SELECT Id FROM Opportunity WHERE Referral_Id__c = {}", soql_quote(&id));
+        let found = ok(&*sf, http, "query", json!({"soql": soql})).await;
+        let opportunity = match found["records"][0]["Id"].as_str() {
+            Some(existing) => existing.to_string(),
+            None => {
+                let record = json!({"Name": referral["name"], "StageName": "Prospecting", "CloseDate": "2024-12-31", "Referral_Id__c": id});
+                ok(&*sf, http, "create_record", json!({"sobject": "Opportunity", "record": record})).await["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            }
+        };
+        let changes = json!({"externalReferenceId": opportunity});
+        ok(&*pc, http, "update_referral", json!({"id": id, "changes": changes, "current": referral})).await;
+    };
+    let counts = || (Env::fired(&env.pc_faults, pc_calls), Env::fired(&env.sf_faults, sf_calls));
+
+    sync().await;
+    assert_eq!(counts(), (2, 2), "create: PC GET + PUT, SF query + create");
+    sync().await;
+    assert_eq!(counts(), (3, 3), "unchanged: PC GET (no PUT), SF query");
+    assert_eq!((Env::fired(&env.pc_faults, token_calls), Env::fired(&env.sf_faults, sf_token_calls)), (0, 0));
+}

@@ -4,8 +4,8 @@
 //!
 //! API calls per operation (a cached token costs nothing; a token fetch is one more call):
 //! `get_referral`, `create_referral`, `patch_referral`, every registration call: 1.
-//! `update_referral`: 1 GET + 1 PUT, or only the GET when the changes are already there; a 412
-//! adds one more GET + PUT. `list_referrals`: 1 per page of up to 100. `register_webhook`:
+//! `update_referral`: 1 GET + 1 PUT, or only the GET when the changes are already there; the GET
+//! is skipped when the referral just read is passed as `current`; a 412 adds one more GET + PUT. `list_referrals`: 1 per page of up to 100. `register_webhook`:
 //! 1 GET + 1 POST or PUT.
 
 mod auth;
@@ -261,6 +261,8 @@ impl PartnerCenterConnector {
         effect: Effect,
     ) -> Result<Reply, ConnectorError> {
         let mut renewed = false;
+        // One logical call keeps its MS-RequestId when repeated (Partner Center's idempotency key).
+        let request_id = uuid::Uuid::new_v4().to_string();
         loop {
             let token = self.token(http, api).await?;
             crate::expr::secrets::register(token.access_token.expose());
@@ -269,7 +271,7 @@ impl PartnerCenterConnector {
                 ("Accept", "application/json".to_string()),
                 // The certified connector sends it on every call, GET included.
                 ("Content-Type", "application/json".to_string()),
-                ("MS-RequestId", uuid::Uuid::new_v4().to_string()),
+                ("MS-RequestId", request_id.clone()),
                 ("MS-CorrelationId", call.correlation_id.clone()),
             ];
             headers.extend(call.headers.iter().map(|(k, v)| (*k, v.clone())));

@@ -115,7 +115,8 @@ impl PartnerCenterConnector {
     }
 
     /// `update_referral`: GET, merge `changes`, PUT with If-Match; on 412 once more from the GET.
-    /// Nothing is written when the referral already carries the changes.
+    /// Nothing is written when the referral already carries the changes. A `current` input (the
+    /// referral as just read, with its eTag) saves the first GET.
     pub(super) async fn update_referral(
         &self,
         http: &HttpClient,
@@ -125,20 +126,26 @@ impl PartnerCenterConnector {
         let changes = Value::Object(Inputs(inputs).object("changes")?);
         let cid = correlation_id(inputs);
         let url = self.referral_url(&id);
+        let mut given = Inputs(inputs)
+            .get("current")
+            .filter(|c| c.get("id").and_then(Value::as_str) == Some(id.as_str()) && c.get("eTag").is_some())
+            .cloned();
         let mut conflicts = 0;
         loop {
-            let read = match self
-                .send_ok(http, Api::Referrals, ApiCall::new("GET", url.clone(), &cid), Effect::Read)
-                .await?
-            {
-                Ok(response) => response,
-                Err(held) => return Ok(held),
+            let (current, status) = match given.take() {
+                Some(current) => (current, None),
+                None => {
+                    let call = ApiCall::new("GET", url.clone(), &cid);
+                    match self.send_ok(http, Api::Referrals, call, Effect::Read).await? {
+                        Ok(response) => (response.body, Some(response.status)),
+                        Err(held) => return Ok(held),
+                    }
+                }
             };
-            let current = read.body.clone();
             let mut merged = current.clone();
             merge(&mut merged, &changes);
             if merged == current {
-                return Ok(client::output(read, current));
+                return Ok(OperationOutput { status, body: current, ..Default::default() });
             }
             let etag = current.get("eTag").and_then(Value::as_str).ok_or_else(|| {
                 ConnectorError::Transport(format!("referral {id} has no eTag; cannot update it safely"))
