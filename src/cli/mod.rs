@@ -74,6 +74,9 @@ pub enum Command {
         /// Print the run record as JSON.
         #[arg(long)]
         json: bool,
+        /// Connections file; defaults to `coflow.yaml` in the current folder when it exists.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Evaluate an expression and print the result as JSON.
     Eval {
@@ -119,7 +122,9 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate { paths, format } => validate::run(&paths, format),
         Command::Graph { flow, format } => graph::run(&flow, format),
-        Command::Run { flow, event, dry_run, json } => run::run(&flow, event.as_deref(), dry_run, json),
+        Command::Run { flow, event, dry_run, json, config } => {
+            run::run(&flow, event.as_deref(), dry_run, json, config.as_deref())
+        }
         Command::Eval { expr, data, pa } => eval::run(&expr, data.as_deref(), pa),
         Command::Sandbox {
             salesforce_addr,
@@ -144,8 +149,4 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn not_yet(command: &str) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`coflow {command}` is not available in this build yet")
 }

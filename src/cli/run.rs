@@ -18,7 +18,13 @@ use crate::engine::{self, ActionResult, Run, RunOptions, TriggerEvent};
 const CELL_WIDTH: usize = 72;
 
 /// Runs the flow and prints the table (or the JSON record); exit 0 only if the run succeeded.
-pub fn run(flow_path: &Path, event: Option<&Path>, dry_run: bool, json: bool) -> anyhow::Result<ExitCode> {
+pub fn run(
+    flow_path: &Path,
+    event: Option<&Path>,
+    dry_run: bool,
+    json: bool,
+    config: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
     let flow = crate::flow::load_file(flow_path)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("cannot load flow {}", flow_path.display()))?;
@@ -27,7 +33,10 @@ pub fn run(flow_path: &Path, event: Option<&Path>, dry_run: bool, json: bool) ->
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let options = RunOptions::new(dry_run);
+    let mut options = RunOptions::new(dry_run);
+    if let Some(connections) = load_connections(config)? {
+        options.connections = connections;
+    }
     let run = runtime.block_on(engine::run(&flow, event, &options));
     if json {
         println!("{}", serde_json::to_string_pretty(&run)?);
@@ -35,6 +44,20 @@ pub fn run(flow_path: &Path, event: Option<&Path>, dry_run: bool, json: bool) ->
         print!("{}", render_table(&run));
     }
     Ok(if run.succeeded() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The connections of `config`, or of `./coflow.yaml` when no file is named and it exists.
+fn load_connections(config: Option<&Path>) -> anyhow::Result<Option<crate::connectors::Connections>> {
+    let default = Path::new("coflow.yaml");
+    let path = match config {
+        Some(path) => path,
+        None if default.exists() => default,
+        None => return Ok(None),
+    };
+    let loaded = crate::connectors::config::load(path, &crate::connectors::config::CoflowSecrets)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("cannot load connections from {}", path.display()))?;
+    Ok(Some(loaded.connections))
 }
 
 fn read_event(path: Option<&Path>) -> anyhow::Result<TriggerEvent> {

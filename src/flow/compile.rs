@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use petgraph::graph::DiGraph;
@@ -83,12 +83,39 @@ pub fn check_file(path: &Path) -> (Option<Flow>, Diagnostics) {
             return (None, diagnostic.into());
         }
     };
-    let (flow, diagnostics) = check_str(&text, Some(&file));
-    let flow = flow.map(|mut flow| {
-        flow.source = Some(path.to_path_buf());
-        flow
-    });
-    (flow, diagnostics)
+    let (flow, mut diagnostics) = check_str(&text, Some(&file));
+    let Some(mut flow) = flow else { return (None, diagnostics) };
+    flow.source = Some(path.to_path_buf());
+    match load_mappings(path, &text) {
+        Ok(mappings) => flow.mappings = Arc::new(mappings),
+        Err(found) => {
+            diagnostics.0.extend(found);
+            return (None, diagnostics);
+        }
+    }
+    (Some(flow), diagnostics)
+}
+
+/// Loads the mapping files a flow names in `mapping('name', …)` from the `mappings/` folder
+/// next to it, so a changed mapping file takes effect on the next load without recompiling.
+fn load_mappings(flow_path: &Path, text: &str) -> Result<expr::Mappings, Vec<Diagnostic>> {
+    static MAPPING_CALL: LazyLock<regex::Regex> =
+        LazyLock::new(|| regex::Regex::new(r#"mapping\(\s*['"]([^'"]+)['"]"#).expect("valid regex"));
+    let dir = flow_path.parent().unwrap_or(Path::new(".")).join("mappings");
+    let names: BTreeSet<&str> =
+        MAPPING_CALL.captures_iter(text).filter_map(|c| c.get(1)).map(|m| m.as_str()).collect();
+    let mut mappings = expr::Mappings::default();
+    let mut found = Vec::new();
+    for name in names {
+        match expr::Mappings::load_named(&dir, name) {
+            Ok(mapping) => mappings.insert(mapping),
+            Err(err) => found.push(
+                Diagnostic::file_error("mapping", &flow_path.display().to_string(), err.to_string())
+                    .with_hint(format!("mapping files live in {}; the name is the file name without .yaml", dir.display())),
+            ),
+        }
+    }
+    if found.is_empty() { Ok(mappings) } else { Err(found) }
 }
 
 /// Parses and compiles flow text; `file` names it in diagnostics.
