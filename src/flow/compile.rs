@@ -111,7 +111,10 @@ fn load_mappings(flow_path: &Path, text: &str) -> Result<expr::Mappings, Vec<Dia
             Ok(mapping) => mappings.insert(mapping),
             Err(err) => found.push(
                 Diagnostic::file_error("mapping", &flow_path.display().to_string(), err.to_string())
-                    .with_hint(format!("mapping files live in {}; the name is the file name without .yaml", dir.display())),
+                    .with_hint(format!(
+                        "mapping files live in {}; the name is the file name without .yaml",
+                        dir.display()
+                    )),
             ),
         }
     }
