@@ -87,7 +87,7 @@ fn gap(from: Timestamp, to: Timestamp) -> Duration {
 }
 
 /// An action that always fails: it reads a variable nobody initialized.
-const FAILING: &str = "{type: compose, inputs: \"{{ variables('nobody_set_me') }}\"}";
+const FAILING: &str = "{type: compose, inputs: \"{{ int('not a number') }}\"}";
 
 // ---------------------------------------------------------------------------------------------
 // A loopback HTTP server with scripted answers and an in-flight counter.
@@ -305,7 +305,7 @@ name: skip-chain
 trigger: {{type: manual}}
 actions:
   bad: {FAILING}
-  next: {{type: compose, inputs: "{{{{ variables('also_missing') }}}}"}}
+  next: {{type: compose, inputs: "{{{{ int('not a number') }}}}"}}
   after_next: {{type: compose, inputs: x}}
   whatever_happened:
     type: compose
@@ -757,13 +757,11 @@ actions:
   set: {type: set_variable, name: s, value: b}
   wrong: {type: set_variable, name: s, value: 5}
   read: {type: compose, inputs: "{{ variables('s') }}", run_after: {wrong: [failed]}}
-  unknown: {type: set_variable, name: nope, value: 1, run_after: {}}
 "#,
     )
     .await;
     assert_eq!(status(&run, "wrong"), Status::Failed);
     assert_eq!(outputs(&run, "read"), json!("b"));
-    assert_eq!(error_code(&run, "unknown"), "VariableNotInitialized");
 }
 
 #[tokio::test]
@@ -795,14 +793,13 @@ actions:
   init: {type: initialize_variable, name: n, variable_type: integer, value: 10}
   minus_one: {type: decrement_variable, name: n}
   minus_four: {type: decrement_variable, name: n, by: 4}
-  not_a_number: {type: initialize_variable, name: s, variable_type: string, value: x}
-  bad: {type: decrement_variable, name: s}
+  bad: {type: decrement_variable, name: n, by: "{{ 'x' }}"}
   read: {type: compose, inputs: "{{ variables('n') }}", run_after: {bad: [failed]}}
 "#,
     )
     .await;
     assert_eq!(outputs(&run, "read"), json!(5));
-    assert_eq!(error_code(&run, "bad"), "InvalidVariableType");
+    assert_eq!(error_code(&run, "bad"), "InvalidInputs");
 }
 
 #[tokio::test]
@@ -937,7 +934,7 @@ async fn expression_errors_fail_with_invalid_template() {
 name: bad-expression
 trigger: {type: manual}
 actions:
-  broken: {type: compose, inputs: "{{ body('never_ran') }}"}
+  broken: {type: compose, inputs: "{{ int('never_ran') }}"}
 "#,
     )
     .await;
@@ -1383,13 +1380,13 @@ impl FakeConnector {
 
 const FAKE_OPERATIONS: &[OperationSpec] = &[
     OperationSpec {
-        name: "echo",
+        name: "get_record",
         effect: Effect::Read,
         description: "Echoes its inputs.",
         required_inputs: &[],
     },
     OperationSpec {
-        name: "create",
+        name: "create_record",
         effect: Effect::Write,
         description: "Creates a record.",
         required_inputs: &[],
@@ -1398,7 +1395,7 @@ const FAKE_OPERATIONS: &[OperationSpec] = &[
 
 impl Connector for FakeConnector {
     fn kind(&self) -> &'static str {
-        "fake"
+        "salesforce"
     }
     fn operations(&self) -> &'static [OperationSpec] {
         FAKE_OPERATIONS
@@ -1415,12 +1412,12 @@ impl Connector for FakeConnector {
                 });
             }
             match call.operation {
-                "echo" => Ok(OperationOutput {
+                "get_record" => Ok(OperationOutput {
                     status: Some(200),
                     headers: Default::default(),
                     body: json!({"connection": self.label, "got": call.inputs}),
                 }),
-                "create" => {
+                "create_record" => {
                     let request = HttpRequest {
                         method: "POST".into(),
                         url: "http://127.0.0.1:9/records".into(),
@@ -1447,7 +1444,7 @@ name: connecting
 connections: {primary: fake_a}
 trigger: {type: manual}
 actions:
-  by_alias: {type: fake.echo, connection: primary, inputs: {n: 1}}
+  by_alias: {type: salesforce.get_record, connection: primary, inputs: {n: 1}}
   id: {type: compose, inputs: "{{ body('by_alias').connection }}"}
 "#;
 
@@ -1468,7 +1465,7 @@ async fn connector_without_alias_needs_exactly_one_connection_of_its_kind() {
 name: implicit
 trigger: {type: manual}
 actions:
-  call: {type: fake.echo, inputs: {}}
+  call: {type: salesforce.get_record, inputs: {}}
 "#,
     );
     let mut options = options();
@@ -1508,7 +1505,7 @@ name: connector-write
 connections: {primary: fake_a}
 trigger: {type: manual}
 actions:
-  make: {type: fake.create, connection: primary, inputs: {Name: Contoso}}
+  make: {type: salesforce.create_record, connection: primary, inputs: {Name: Contoso}}
 "#,
     );
     let run = engine::run(&flow, TriggerEvent::default(), &options).await;
