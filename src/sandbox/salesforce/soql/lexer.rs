@@ -10,7 +10,7 @@ use crate::sandbox::salesforce::value::parse_datetime;
 pub enum Tok {
     /// A name or keyword (keywords are recognised by the parser, case-insensitively).
     Ident(String),
-    /// A quoted string with escapes resolved; `like_escapes` keeps `\%`/`\_` for LIKE.
+    /// A quoted string; `\\`, `\%` and `\_` stay escaped for LIKE (see `soql::unescape`).
     Str(String),
     /// A number literal.
     Num(f64),
