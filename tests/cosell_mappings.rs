@@ -1,0 +1,368 @@
+//! The co-sell solution's flows and field mappings: every flow in `flows/` validates, every
+//! mapping file turns the fixture records into the expected Salesforce / Partner Center record,
+//! an edited mapping file changes the output, and the status ↔ stage tables agree both ways.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use coflow::expr::{Mapping, Mappings};
+use serde_json::{Value, json};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn mappings_dir() -> PathBuf {
+    root().join("flows/mappings")
+}
+
+fn fixture(name: &str) -> Value {
+    let path = root().join("tests/fixtures/cosell").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn load(dir: &Path) -> Mappings {
+    Mappings::load_dir(dir).unwrap_or_else(|e| panic!("mappings in {} do not load: {e}", dir.display()))
+}
+
+fn mapping<'a>(all: &'a Mappings, name: &str) -> &'a Arc<Mapping> {
+    all.get(name).unwrap_or_else(|| panic!("no mapping file {name}.yaml"))
+}
+
+fn apply(all: &Mappings, name: &str, source: &Value) -> Value {
+    mapping(all, name).render(source, None).unwrap_or_else(|e| panic!("mapping {name}: {e}"))
+}
+
+fn flow_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("flows"))
+        .expect("flows/ exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+// ---- flows ---------------------------------------------------------------------------------
+
+const FLOWS: &[&str] = &[
+    "partner-center-webhook-registration",
+    "create-cosell-referral-sf-to-pc",
+    "pc-cosell-referral-updates-to-sf",
+    "pc-to-sf",
+    "sf-to-pc",
+    "sf-opportunity-to-pc",
+    "sf-microsoft-solutions-to-pc",
+    "sf-leads-to-pc",
+];
+
+#[test]
+fn the_eight_flows_are_there() {
+    let names: Vec<String> =
+        flow_files().iter().filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned())).collect();
+    for flow in FLOWS {
+        assert!(names.iter().any(|n| n == flow), "flows/{flow}.yaml is missing (found {names:?})");
+    }
+    assert_eq!(names.len(), FLOWS.len(), "unexpected flow files: {names:?}");
+}
+
+/// A diagnostic only tolerated while the connector it names is not compiled in yet: the
+/// connectors are written alongside these flows. Once a connector lists operations, any
+/// diagnostic about it is a real error.
+fn awaits_a_connector(code: &str, message: &str) -> bool {
+    let pending = |kind: &str| coflow::connectors::catalog(kind).is_none_or(|ops| ops.is_empty());
+    let names = |kind: &str| message.contains(&format!("`{kind}`"));
+    matches!(code, "unknown_connector" | "unknown_operation")
+        && ["partner_center", "salesforce"].iter().any(|kind| names(kind) && pending(kind))
+}
+
+#[test]
+fn every_flow_validates_without_diagnostics() {
+    let files = flow_files();
+    assert!(!files.is_empty());
+    for file in files {
+        let (flow, diagnostics) = coflow::flow::check_file(&file);
+        let real: Vec<String> = diagnostics
+            .iter()
+            .filter(|d| !awaits_a_connector(d.code, &d.message))
+            .map(ToString::to_string)
+            .collect();
+        assert!(real.is_empty(), "{}:\n{}", file.display(), real.join("\n\n"));
+        if diagnostics.is_empty() {
+            let flow = flow.unwrap_or_else(|| panic!("{} did not compile", file.display()));
+            let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            assert_eq!(flow.name, stem, "the flow's name matches its file name");
+        }
+    }
+}
+
+#[test]
+fn every_flow_starts_with_the_schema_line_and_a_header() {
+    for file in flow_files() {
+        let text = std::fs::read_to_string(&file).expect("readable");
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next(),
+            Some("# yaml-language-server: $schema=../schemas/flow.schema.json"),
+            "{}",
+            file.display()
+        );
+        let header: Vec<&str> = lines.take_while(|l| l.starts_with('#')).collect();
+        let header = header.join("\n").to_lowercase();
+        for part in ["what it does", "when it runs", "customize"] {
+            assert!(header.contains(part), "{}: the header comment says {part:?}", file.display());
+        }
+        let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        assert!(text.lines().any(|l| l == format!("name: {stem}")), "{}: `name: {stem}`", file.display());
+    }
+}
+
+#[test]
+fn every_mapping_a_flow_names_exists() {
+    let all = load(&mappings_dir());
+    let names: Vec<&str> = all.names().collect();
+    let call = regex::Regex::new(r"mapping\('([^']+)'").expect("regex");
+    for file in flow_files() {
+        let text = std::fs::read_to_string(&file).expect("readable");
+        for found in call.captures_iter(&text) {
+            assert!(names.contains(&&found[1]), "{} uses unknown mapping {}", file.display(), &found[1]);
+        }
+    }
+}
+
+// ---- mappings applied to the fixtures ------------------------------------------------------
+
+#[test]
+fn mapping_files_give_the_expected_records() {
+    let all = load(&mappings_dir());
+    let referral = fixture("referral_incoming.json");
+    let cases = [
+        ("referral_to_opportunity", referral.clone(), "expected_opportunity.json"),
+        ("referral_to_opportunity", fixture("referral_minimal.json"), "expected_opportunity_minimal.json"),
+        ("referral_to_account", referral.clone(), "expected_account.json"),
+        ("referral_to_contact", referral["customerProfile"]["team"][0].clone(), "expected_contact.json"),
+        ("opportunity_to_referral", fixture("opportunity.json"), "expected_referral.json"),
+        ("lead_to_referral", fixture("lead.json"), "expected_lead_referral.json"),
+        ("microsoft_solution_to_solution", fixture("microsoft_solution.json"), "expected_solution.json"),
+        ("contact_to_member", fixture("contact.json"), "expected_member.json"),
+    ];
+    for (name, source, expected) in cases {
+        assert_eq!(
+            apply(&all, name, &source),
+            fixture(expected),
+            "{name} applied to the fixture for {expected}"
+        );
+    }
+}
+
+#[test]
+fn every_mapping_file_is_covered_by_a_fixture_case() {
+    let covered = [
+        "referral_to_opportunity",
+        "referral_to_account",
+        "referral_to_contact",
+        "opportunity_to_referral",
+        "lead_to_referral",
+        "microsoft_solution_to_solution",
+        "contact_to_member",
+    ];
+    let all = load(&mappings_dir());
+    let names: Vec<&str> = all.names().collect();
+    assert_eq!(names, {
+        let mut c = covered.to_vec();
+        c.sort();
+        c
+    });
+}
+
+#[test]
+fn an_opportunity_without_help_or_products_is_a_partner_led_referral() {
+    let all = load(&mappings_dir());
+    let mut opportunity = fixture("opportunity.json");
+    opportunity["How_can_Microsoft_help__c"] = Value::Null;
+    opportunity["Products__c"] = Value::Null;
+    opportunity["Amount"] = Value::Null;
+    let referral = apply(&all, "opportunity_to_referral", &opportunity);
+    assert_eq!(referral["type"], "Independent");
+    assert_eq!(referral["inviteContext"], json!({"assistanceRequestCode": "Unknown"}));
+    assert_eq!(referral["details"]["requirements"]["products"], json!([]));
+    assert_eq!(referral["details"]["dealValue"], 0);
+}
+
+// ---- admins edit mapping files -------------------------------------------------------------
+
+/// A fresh copy of `flows/mappings` in a folder of its own.
+fn copy_of_mappings(label: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("coflow-cosell-{label}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    for entry in std::fs::read_dir(mappings_dir()).expect("mappings") {
+        let path = entry.expect("entry").path();
+        if let Some(name) = path.file_name() {
+            std::fs::copy(&path, dir.join(name)).expect("copy");
+        }
+    }
+    dir
+}
+
+fn edit(file: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(file).expect("readable");
+    assert!(text.contains(from), "{} contains {from:?}", file.display());
+    std::fs::write(file, text.replacen(from, to, 1)).expect("writable");
+}
+
+#[test]
+fn editing_a_mapping_file_changes_the_output() {
+    let dir = copy_of_mappings("edit");
+    let referral = fixture("referral_incoming.json");
+    let before = apply(&load(&dir), "referral_to_opportunity", &referral);
+
+    let file = dir.join("referral_to_opportunity.yaml");
+    // A changed field, a new field and a changed lookup row.
+    edit(
+        &file,
+        "LeadSource: Partner Referral",
+        "LeadSource: Other\n  NextStep: \"Call {{ source.team[0].firstName }}\"",
+    );
+    edit(&file, "Active/Accepted: Qualification", "Active/Accepted: Needs Analysis");
+    let after = apply(&load(&dir), "referral_to_opportunity", &referral);
+
+    let mut expected = before.clone();
+    expected["LeadSource"] = json!("Other");
+    expected["NextStep"] = json!("Call Priya");
+    expected["StageName"] = json!("Needs Analysis");
+    assert_eq!(after, expected);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_broken_mapping_file_names_the_file_and_field() {
+    let dir = copy_of_mappings("broken");
+    let file = dir.join("contact_to_member.yaml");
+    edit(&file, "email: \"{{ opt(source, 'Email') }}\"", "email: \"{{ opt(source, 'Email' }}\"");
+    let err = Mappings::load_dir(&dir).expect_err("a template that does not compile is refused");
+    let message = err.to_string();
+    assert!(message.contains("contact_to_member.yaml") && message.contains("'email'"), "{message}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---- status and stage, both ways -------------------------------------------------------------
+
+/// Every status/substatus pair the transition table allows (reference §2.8).
+const DOCUMENTED_PAIRS: &[(&str, &str)] = &[
+    ("New", "Pending"),
+    ("New", "Received"),
+    ("Active", "Accepted"),
+    ("Closed", "Won"),
+    ("Closed", "Lost"),
+    ("Closed", "Declined"),
+    ("Closed", "Expired"),
+];
+
+/// The default Salesforce stages.
+const STAGES: &[&str] = &[
+    "Prospecting",
+    "Qualification",
+    "Needs Analysis",
+    "Value Proposition",
+    "Id. Decision Makers",
+    "Perception Analysis",
+    "Proposal/Price Quote",
+    "Negotiation/Review",
+    "Closed Won",
+    "Closed Lost",
+];
+
+fn stage_of(all: &Mappings, status: &str, substatus: &str) -> String {
+    let mut referral = fixture("referral_incoming.json");
+    referral["status"] = json!(status);
+    referral["substatus"] = json!(substatus);
+    let opportunity = apply(all, "referral_to_opportunity", &referral);
+    opportunity["StageName"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no stage for {status}/{substatus}"))
+        .to_string()
+}
+
+fn status_of(all: &Mappings, stage: &str) -> (String, String) {
+    let mut opportunity = fixture("opportunity.json");
+    opportunity["StageName"] = json!(stage);
+    let referral = apply(all, "opportunity_to_referral", &opportunity);
+    let text = |k: &str| referral[k].as_str().unwrap_or_else(|| panic!("no {k} for {stage}")).to_string();
+    (text("status"), text("substatus"))
+}
+
+#[test]
+fn status_to_stage_to_status_keeps_the_status_for_every_documented_pair() {
+    let all = load(&mappings_dir());
+    for &(status, substatus) in DOCUMENTED_PAIRS {
+        let stage = stage_of(&all, status, substatus);
+        assert!(STAGES.contains(&stage.as_str()), "{status}/{substatus} maps to unknown stage {stage}");
+        let (back, back_sub) = status_of(&all, &stage);
+        assert_eq!(back, status, "{status}/{substatus} -> {stage} -> {back}/{back_sub}");
+        assert!(DOCUMENTED_PAIRS.contains(&(back.as_str(), back_sub.as_str())), "{back}/{back_sub}");
+        // The pair we come back with maps to the same stage: no flip-flop between systems.
+        assert_eq!(stage_of(&all, &back, &back_sub), stage, "{status}/{substatus}");
+    }
+}
+
+#[test]
+fn the_won_and_lost_pairs_and_stages_round_trip_exactly() {
+    let all = load(&mappings_dir());
+    for (status, substatus, stage) in [
+        ("Closed", "Won", "Closed Won"),
+        ("Closed", "Lost", "Closed Lost"),
+        ("New", "Pending", "Prospecting"),
+    ] {
+        assert_eq!(stage_of(&all, status, substatus), stage);
+        assert_eq!(status_of(&all, stage), (status.to_string(), substatus.to_string()));
+    }
+}
+
+#[test]
+fn every_stage_maps_to_a_documented_pair_that_maps_back_to_a_stable_stage() {
+    let all = load(&mappings_dir());
+    for stage in STAGES {
+        let (status, substatus) = status_of(&all, stage);
+        assert!(
+            DOCUMENTED_PAIRS.contains(&(status.as_str(), substatus.as_str())),
+            "{stage}: {status}/{substatus}"
+        );
+        let again = stage_of(&all, &status, &substatus);
+        assert_eq!(status_of(&all, &again), (status.clone(), substatus.clone()), "{stage} -> {again}");
+        assert_eq!(
+            stage.starts_with("Closed"),
+            status == "Closed",
+            "{stage} is closed exactly when {status} is"
+        );
+    }
+}
+
+#[test]
+fn assistance_codes_and_the_help_picklist_round_trip() {
+    let all = load(&mappings_dir());
+    let codes = [
+        "GeneralOrOther",
+        "CustomerTechnicalArchitecture",
+        "ProofOfConceptOrDemo",
+        "QuotesOrLicensing",
+        "PostSalesCustomerSuccess",
+        "WorkloadSpecificValueProposition",
+    ];
+    for code in codes {
+        let mut referral = fixture("referral_incoming.json");
+        referral["inviteContext"]["assistanceRequestCode"] = json!(code);
+        let help = apply(&all, "referral_to_opportunity", &referral)["How_can_Microsoft_help__c"].clone();
+        assert!(help.is_string(), "{code} has a picklist value");
+        let mut opportunity = fixture("opportunity.json");
+        opportunity["How_can_Microsoft_help__c"] = help;
+        let back = apply(&all, "opportunity_to_referral", &opportunity);
+        assert_eq!(back["inviteContext"]["assistanceRequestCode"], code);
+        assert_eq!(back["type"], "Shared", "asking Microsoft for help is co-sell");
+    }
+    let mut referral = fixture("referral_incoming.json");
+    referral["inviteContext"]["assistanceRequestCode"] = json!("Unknown");
+    let opportunity = apply(&all, "referral_to_opportunity", &referral);
+    assert!(opportunity.get("How_can_Microsoft_help__c").is_none(), "Unknown leaves the picklist alone");
+}
