@@ -1,12 +1,14 @@
 //! The `coflow` command line: one module per subcommand.
 
 pub mod run;
+pub mod sandbox;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod eval;
 mod graph;
 mod validate;
 
@@ -92,6 +94,18 @@ pub enum Command {
         /// Address of the Partner Center emulator.
         #[arg(long, default_value = "127.0.0.1:8092")]
         partner_center_addr: String,
+        /// JSON or YAML file of records to load into Salesforce: `{"Account": [{...}], ...}`.
+        #[arg(long)]
+        seed_data: Option<PathBuf>,
+        /// Seed for fault injection's random choices.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Salesforce's daily API request allocation.
+        #[arg(long)]
+        daily_api_limit: Option<u64>,
+        /// PEM public key or certificate that JWT bearer logins must be signed for.
+        #[arg(long)]
+        jwt_cert: Option<PathBuf>,
     },
 }
 
@@ -106,8 +120,22 @@ pub fn main() -> ExitCode {
         Command::Validate { paths, format } => validate::run(&paths, format),
         Command::Graph { flow, format } => graph::run(&flow, format),
         Command::Run { flow, event, dry_run, json } => run::run(&flow, event.as_deref(), dry_run, json),
-        Command::Eval { .. } => not_yet("eval"),
-        Command::Sandbox { .. } => not_yet("sandbox"),
+        Command::Eval { expr, data, pa } => eval::run(&expr, data.as_deref(), pa),
+        Command::Sandbox {
+            salesforce_addr,
+            partner_center_addr,
+            seed_data,
+            seed,
+            daily_api_limit,
+            jwt_cert,
+        } => sandbox::run(sandbox::SandboxArgs {
+            salesforce_addr,
+            partner_center_addr,
+            seed_data,
+            seed,
+            daily_api_limit,
+            jwt_cert,
+        }),
     };
     match result {
         Ok(code) => code,
@@ -116,8 +144,4 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn not_yet(command: &str) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`coflow {command}` is not available in this build yet")
 }

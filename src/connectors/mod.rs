@@ -4,7 +4,12 @@
 //! [`HttpClient`] the engine hands it, which is where dry-runs hold back writes and where the
 //! exact request is recorded.
 
+pub mod client;
+pub mod config;
 pub mod http;
+pub mod limits;
+pub mod partner_center;
+pub mod salesforce;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -164,6 +169,8 @@ impl Connections {
 pub fn catalog(kind: &str) -> Option<&'static [OperationSpec]> {
     match kind {
         "http" => Some(&[]),
+        "partner_center" => Some(partner_center::OPERATIONS),
+        "salesforce" => Some(salesforce::OPERATIONS),
         _ => None,
     }
 }

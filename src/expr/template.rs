@@ -65,7 +65,7 @@ impl ExprError {
     fn from_jinja(err: &minijinja::Error, source: &str) -> Self {
         let detail = err.detail().unwrap_or_default();
         if let Some(found) = UNDEFINED_DETAIL.captures(detail) {
-            return Self::new(missing_message(&found[1]), Some(source));
+            return Self::new(missing_message(&found[1], source), Some(source));
         }
         let message = match err.kind() {
             ErrorKind::InvalidOperation | ErrorKind::UnknownFunction if !detail.is_empty() => {
@@ -77,17 +77,23 @@ impl ExprError {
     }
 }
 
-/// The message for `expr` being undefined: a missing property, index or name.
-fn missing_message(expr: &str) -> String {
+/// The message for `expr` being undefined: a missing property, index or name. minijinja
+/// abbreviates call arguments as `(...)`; the expression's `source` fills them back in.
+fn missing_message(expr: &str, source: &str) -> String {
     let (base, key) = split_last_access(expr);
-    match base {
-        Some(base) => format!(
-            "property {key} doesn't exist in `{base}` (`{expr}`): write opt({base}, {key}) to get null when it may be missing"
-        ),
-        None => format!(
+    let Some(mut base) = base.map(str::to_string) else {
+        return format!(
             "`{expr}` is not defined: a template sees functions such as triggerBody(), body('action') and variables('name'), and `source` inside a mapping"
-        ),
+        );
+    };
+    let shown = if expr.contains("(...)") { source } else { expr };
+    if base.contains("(...)") {
+        let (source_base, _) = split_last_access(source);
+        base = source_base.filter(|b| !b.is_empty()).unwrap_or("value").to_string();
     }
+    format!(
+        "property {key} doesn't exist in `{shown}`: write opt({base}, {key}) to get null when it may be missing"
+    )
 }
 
 /// Splits `a.b['c']` into (`a.b`, `'c'`) and `a.b` into (`a`, `'b'`).
