@@ -486,6 +486,94 @@ connections:
         assert!(again.succeeded(), "{}", explain(&again));
         assert_eq!(status_of(&again, "Update_existing_opportunity"), "skipped", "{}", explain(&again));
         assert_eq!(env.query("SELECT Id FROM Contact").await.len(), 1);
+
+        // A seller moves the stage on in Salesforce; Partner Center changes the deal value.
+        let opportunity_id = opportunity["Id"].as_str().expect("id").to_string();
+        env.call(
+            &env.sf,
+            "update_record",
+            json!({"sobject": "Opportunity", "id": opportunity_id, "record": {"StageName": "Negotiation/Review"}}),
+        )
+        .await;
+        env.call(
+            &env.pc,
+            "patch_referral",
+            json!({"id": id, "operations": [{"op": "replace", "path": "/details/dealValue", "value": 130000}]}),
+        )
+        .await;
+        let update = env.run("pc-to-sf", json!({"EventName": "referral-updated", "referral_id": id})).await;
+        assert!(update.succeeded(), "{}", explain(&update));
+        let sent = update.actions.get("Update_existing_opportunity").and_then(|a| a.inputs.clone());
+        let record = sent.map(|i| i["record"].clone()).unwrap_or_default();
+        let mut fields: Vec<&str> =
+            record.as_object().map(|r| r.keys().map(String::as_str).collect()).unwrap_or_default();
+        fields.sort();
+        assert_eq!(fields, ["Amount", "Audit__c"], "only the changed field (and the audit line) is written");
+        let soql =
+            format!("SELECT StageName, Amount, Audit__c FROM Opportunity WHERE Id = '{opportunity_id}'");
+        let now = env.query(&soql).await[0].clone();
+        assert_eq!(now["StageName"], "Negotiation/Review", "an Active referral does not pull the stage back");
+        assert_eq!(now["Amount"].as_f64(), Some(130000.0));
+        assert!(now["Audit__c"].as_str().is_some_and(|a| a.lines().count() == 2 && a.contains("Amount")));
+    }
+
+    #[tokio::test]
+    async fn the_on_demand_solutions_leads_and_catch_up_flows_run() {
+        let env = start(json!({"Account": [{"Name": "Contoso Pharma"}]})).await;
+        let account = env.query("SELECT Id FROM Account").await[0]["Id"].clone();
+        let created = env
+            .call(
+                &env.sf,
+                "create_record",
+                json!({"sobject": "Opportunity", "record": {
+                    "Name": "Contoso Pharma - Fabric", "StageName": "Qualification", "CloseDate": "2026-10-01",
+                    "Amount": 90000, "AccountId": account, "Sync_with_Partner_Center__c": true}}),
+            )
+            .await;
+        let opportunity_id = created["id"].as_str().expect("id").to_string();
+
+        let run = env.run("sf-to-pc", json!({"id": opportunity_id})).await;
+        assert!(run.succeeded(), "{}", explain(&run));
+        assert_eq!(status_of(&run, "Create_Microsoft_referral"), "succeeded");
+        let soql = format!("SELECT Referral_Identifier__c FROM Opportunity WHERE Id = '{opportunity_id}'");
+        let referral_id =
+            env.query(&soql).await[0]["Referral_Identifier__c"].as_str().expect("written back").to_string();
+
+        let solution = env
+            .call(
+                &env.sf,
+                "create_record",
+                json!({"sobject": "Microsoft_Solution__c", "record": {
+                    "Name": "Contoso Managed SOC", "Opportunity__c": opportunity_id, "Solution_Id__c": "SOL-6115380-IPC", "Sync_with_Partner_Center__c": true}}),
+            )
+            .await;
+        let run = env.run("sf-microsoft-solutions-to-pc", json!({"Id": solution["id"]})).await;
+        assert!(run.succeeded(), "{}", explain(&run));
+        let referral = env.call(&env.pc, "get_referral", json!({"id": referral_id})).await;
+        let ids: Vec<&Value> = referral["details"]["requirements"]["solutions"]
+            .as_array()
+            .map(|s| s.iter().map(|x| &x["id"]).collect())
+            .unwrap_or_default();
+        assert_eq!(ids, [&json!("SOL-6115380-IPC")], "{}", explain(&run));
+        let again = env.run("sf-microsoft-solutions-to-pc", json!({"Id": solution["id"]})).await;
+        assert_eq!(status_of(&again, "Update_Microsoft_referral"), "skipped", "{}", explain(&again));
+
+        let lead = env
+            .call(
+                &env.sf,
+                "create_record",
+                json!({"sobject": "Lead", "record": {"LastName": "Souza", "FirstName": "Ana", "Company": "Tailspin Toys", "LeadSource": "Partner Referral", "Email": "ana@tailspintoys.com"}}),
+            )
+            .await;
+        let run = env.run("sf-leads-to-pc", json!({"Id": lead["id"]})).await;
+        assert!(run.succeeded(), "{}", explain(&run));
+        assert_eq!(status_of(&run, "Create_Microsoft_referral"), "succeeded");
+        let twice = env.run("sf-leads-to-pc", json!({"Id": lead["id"]})).await;
+        assert!(twice.succeeded(), "{}", explain(&twice));
+        assert_eq!(status_of(&twice, "Create_Microsoft_referral"), "skipped", "a lead is shared once");
+
+        let catch_up = env.run("pc-cosell-referral-updates-to-sf", Value::Null).await;
+        assert!(catch_up.succeeded(), "{}", explain(&catch_up));
     }
 
     #[tokio::test]
