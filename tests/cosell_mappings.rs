@@ -515,6 +515,13 @@ connections:
         assert_eq!(now["StageName"], "Negotiation/Review", "an Active referral does not pull the stage back");
         assert_eq!(now["Amount"].as_f64(), Some(130000.0));
         assert!(now["Audit__c"].as_str().is_some_and(|a| a.lines().count() == 2 && a.contains("Amount")));
+
+        // Microsoft closes the deal as won: the stage follows.
+        let ops = json!([{"op": "replace", "path": "/status", "value": "Closed"}, {"op": "replace", "path": "/substatus", "value": "Won"}]);
+        env.call(&env.pc, "patch_referral", json!({"id": id, "operations": ops})).await;
+        let won = env.run("pc-to-sf", json!({"EventName": "referral-updated", "referral_id": id})).await;
+        assert!(won.succeeded(), "{}", explain(&won));
+        assert_eq!(env.query(&soql).await[0]["StageName"], "Closed Won");
     }
 
     #[tokio::test]
