@@ -208,14 +208,14 @@ fn editing_a_mapping_file_changes_the_output() {
     // A changed field, a new field and a changed lookup row.
     edit(
         &file,
-        "LeadSource: Partner Referral",
-        "LeadSource: Other\n  NextStep: \"Call {{ source.team[0].firstName }}\"",
+        "Sync_with_Partner_Center__c: true",
+        "Sync_with_Partner_Center__c: false\n  NextStep: \"Call {{ source.team[0].firstName }}\"",
     );
     edit(&file, "Active/Accepted: Qualification", "Active/Accepted: Needs Analysis");
     let after = apply(&load(&dir), "referral_to_opportunity", &referral);
 
     let mut expected = before.clone();
-    expected["LeadSource"] = json!("Other");
+    expected["Sync_with_Partner_Center__c"] = json!(false);
     expected["NextStep"] = json!("Call Priya");
     expected["StageName"] = json!("Needs Analysis");
     assert_eq!(after, expected);
@@ -466,7 +466,7 @@ connections:
         assert_eq!(accounts.len(), 1, "the existing account is used, not duplicated");
         let opportunities = env
             .query(&format!(
-                "SELECT Id, Name, StageName, Amount, CloseDate, AccountId, How_can_Microsoft_help__c, Audit__c FROM Opportunity WHERE Referral_Identifier__c = '{id}'"
+                "SELECT Id, Name, StageName, Amount, CloseDate, AccountId, How_can_Microsoft_help__c, LeadSource, Audit__c FROM Opportunity WHERE Referral_Identifier__c = '{id}'"
             ))
             .await;
         assert_eq!(opportunities.len(), 1);
@@ -476,6 +476,7 @@ connections:
         assert_eq!(opportunity["CloseDate"], "2024-06-30");
         assert_eq!(opportunity["AccountId"], accounts[0]["Id"]);
         assert_eq!(opportunity["How_can_Microsoft_help__c"], "ProofOfConceptOrDemo");
+        assert_eq!(opportunity["LeadSource"], "Partner Referral");
         let contacts =
             env.query("SELECT Id, AccountId FROM Contact WHERE Email = 'dana.reyes@fabrikam.com'").await;
         assert_eq!(contacts.len(), 1);
