@@ -618,6 +618,20 @@ connections:
         assert_eq!(referral["externalReferenceId"], opportunity_id.as_str());
         assert_eq!(referral["customerProfile"]["address"]["country"], "US");
 
+        // Partner Center's referral-created event can arrive before the write-back: the
+        // Opportunity is found by the referral's externalReferenceId, not created twice.
+        env.call(
+            &env.sf,
+            "update_record",
+            json!({"sobject": "Opportunity", "id": opportunity_id, "record": {"Referral_Identifier__c": null}}),
+        )
+        .await;
+        let echo =
+            env.run("pc-to-sf", json!({"EventName": "referral-created", "referral_id": referral_id})).await;
+        assert!(echo.succeeded(), "{}", explain(&echo));
+        assert_eq!(env.query("SELECT Id FROM Opportunity").await.len(), 1, "{}", explain(&echo));
+        assert_eq!(env.query(&soql).await[0]["Referral_Identifier__c"], referral_id.as_str());
+
         // Nothing changed on the Opportunity: no patch.
         let quiet = env.run("sf-opportunity-to-pc", json!({"Id": opportunity_id})).await;
         assert!(quiet.succeeded(), "{}", explain(&quiet));
