@@ -585,6 +585,25 @@ connections:
     }
 
     #[tokio::test]
+    async fn a_dry_run_reads_for_real_and_holds_back_every_write() {
+        let mut env = start(json!({})).await;
+        let referral = fixture("referral_minimal.json");
+        pc_sandbox::admin::seed(&env.pc_sandbox, json!([referral])).expect("seed referral");
+        let dry = RunOptions::new(true);
+        env.options.http = dry.http;
+        let run = env
+            .run("pc-to-sf", json!({"EventName": "referral-created", "referral_id": referral["id"]}))
+            .await;
+        assert!(run.succeeded(), "{}", explain(&run));
+        for write in ["Create_account", "Create_opportunity"] {
+            let outputs = run.actions.get(write).and_then(|a| a.outputs.clone()).unwrap_or_default();
+            assert_eq!(outputs["dry_run"], true, "{write}: {}", explain(&run));
+        }
+        assert!(env.query("SELECT Id FROM Opportunity").await.is_empty());
+        assert!(env.query("SELECT Id FROM Account").await.is_empty());
+    }
+
+    #[tokio::test]
     async fn a_synced_opportunity_becomes_a_referral_and_later_edits_patch_only_what_differs() {
         let env =
             start(json!({"Account": [{"Name": "Woodgrove Bank", "BillingCountry": "United States"}]})).await;
