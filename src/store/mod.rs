@@ -318,6 +318,19 @@ pub struct QueueStats {
     pub oldest_enqueued_at: Option<Timestamp>,
 }
 
+impl QueueStats {
+    /// Items waiting or running.
+    pub fn depth(&self) -> u64 {
+        self.ready + self.leased
+    }
+
+    /// How long the oldest unfinished item has been in the queue at `now`.
+    pub fn oldest_age(&self, now: Timestamp) -> Option<Duration> {
+        let oldest = self.oldest_enqueued_at?;
+        Some(Duration::try_from(now.duration_since(oldest)).unwrap_or(Duration::ZERO))
+    }
+}
+
 /// Exponential back-off for failed work items.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -943,6 +956,16 @@ mod tests {
         let delays: Vec<u64> = (1..=5).map(|n| policy.delay(n).as_secs()).collect();
         assert_eq!(delays, [2, 4, 8, 10, 10]);
         assert_eq!(policy.delay(u32::MAX), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn queue_age_is_measured_from_the_oldest_item() {
+        let t0 = timestamp(1_700_000_000_000_000).unwrap();
+        let stats = QueueStats { ready: 2, leased: 1, dead: 4, oldest_enqueued_at: Some(t0) };
+        assert_eq!(stats.depth(), 3);
+        assert_eq!(stats.oldest_age(add(t0, Duration::from_secs(90))), Some(Duration::from_secs(90)));
+        assert_eq!(stats.oldest_age(sub(t0, Duration::from_secs(1))), Some(Duration::ZERO), "clock skew");
+        assert_eq!(QueueStats::default().oldest_age(t0), None);
     }
 
     #[test]
