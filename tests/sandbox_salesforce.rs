@@ -1285,3 +1285,18 @@ async fn bad_seed_data_is_reported_clearly() {
     let err = sandbox::start(config).await.expect_err("rejected");
     assert!(err.to_string().contains("Required fields are missing"), "{err}");
 }
+
+#[tokio::test]
+async fn faults_given_at_start_apply_from_the_first_request() {
+    let mut config = coflow::sandbox::SandboxConfig::ephemeral();
+    config.faults = vec!["GET /services/data/*: 503 retry_after=2".to_string()];
+    let sandbox = coflow::sandbox::start(config).await.expect("sandbox starts");
+    let response = reqwest::get(format!("{}/services/data/", sandbox.salesforce_url)).await.expect("answer");
+    assert_eq!(response.status().as_u16(), 503);
+    assert_eq!(response.headers()["retry-after"], "2");
+
+    let mut bad = coflow::sandbox::SandboxConfig::ephemeral();
+    bad.faults = vec!["GET /x: teapot".to_string()];
+    let error = coflow::sandbox::start(bad).await.err().expect("a bad rule is refused");
+    assert!(error.to_string().starts_with("bad fault rule:"), "{error}");
+}

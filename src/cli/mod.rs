@@ -109,6 +109,11 @@ pub enum Command {
         /// PEM public key or certificate that JWT bearer logins must be signed for.
         #[arg(long)]
         jwt_cert: Option<PathBuf>,
+        /// Inject a fault (repeatable): `[METHOD] PATH: ACTION [rate=F] [times=N] [after=DUR]
+        /// [delay=DUR] [retry_after=S]`, ACTION a status, `drop`, `hang`, `latency` or
+        /// `token-expired`; change them at run time through `/__sandbox/faults`.
+        #[arg(long = "fault", value_name = "RULE")]
+        faults: Vec<String>,
     },
 }
 
@@ -133,6 +138,7 @@ pub fn main() -> ExitCode {
             seed,
             daily_api_limit,
             jwt_cert,
+            faults,
         } => sandbox::run(sandbox::SandboxArgs {
             salesforce_addr,
             partner_center_addr,
@@ -140,6 +146,7 @@ pub fn main() -> ExitCode {
             seed,
             daily_api_limit,
             jwt_cert,
+            faults,
         }),
     };
     match result {

@@ -23,6 +23,8 @@ pub struct SandboxArgs {
     pub daily_api_limit: Option<u64>,
     /// PEM public key or certificate for JWT bearer logins.
     pub jwt_cert: Option<PathBuf>,
+    /// Fault rules, e.g. `GET /services/data/*: 503 rate=0.2 retry_after=2`.
+    pub faults: Vec<String>,
 }
 
 /// Turns the arguments into a validated configuration before anything starts.
@@ -39,6 +41,7 @@ fn settings(args: &SandboxArgs) -> anyhow::Result<SandboxConfig> {
         seed_data,
         daily_api_limit: args.daily_api_limit,
         jwt_public_key_pem,
+        faults: args.faults.clone(),
     })
 }
 

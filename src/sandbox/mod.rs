@@ -58,6 +58,9 @@ pub enum SandboxError {
     /// The Salesforce emulator rejected its configuration.
     #[error(transparent)]
     Salesforce(#[from] salesforce::SalesforceError),
+    /// A fault rule given at start does not parse.
+    #[error("bad fault rule: {0}")]
+    Fault(String),
 }
 
 /// What to start.
@@ -75,6 +78,8 @@ pub struct SandboxConfig {
     pub daily_api_limit: Option<u64>,
     /// PEM public key or certificate for JWT bearer logins.
     pub jwt_public_key_pem: Option<String>,
+    /// Fault rules active from the start (grammar in [`faults`]).
+    pub faults: Vec<String>,
 }
 
 impl SandboxConfig {
@@ -88,6 +93,7 @@ impl SandboxConfig {
             seed_data: None,
             daily_api_limit: None,
             jwt_public_key_pem: None,
+            faults: Vec::new(),
         }
     }
 }
@@ -152,7 +158,9 @@ pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
     }
     let salesforce = Salesforce::new(sf_config)?;
     let partner_center = PartnerCenter::new(PartnerCenterConfig::new(partner_center_url.clone()));
-    let faults = faults::Faults::new(config.seed);
+    let faults = faults::Faults::from_specs(config.seed, &config.faults).map_err(|errors| {
+        SandboxError::Fault(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+    })?;
 
     let sf_router = faults::apply(salesforce::router(salesforce.clone()), faults.clone());
     let pc_router = faults::apply(partner_center::router(partner_center.clone()), faults.clone());
