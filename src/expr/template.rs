@@ -9,7 +9,7 @@ use regex::Regex;
 use serde_json::Value;
 
 use super::functions::{self, Def};
-use super::values::{from_json, text, to_json};
+use super::values::{from_json, text, to_json, try_to_json};
 use super::{datetime, secrets, workflow};
 
 /// What a template can see of the run it is rendered in. The engine implements it.
@@ -405,7 +405,7 @@ impl Compiled {
     /// Evaluates to JSON.
     pub(crate) fn eval(&self, ctx: &JinjaValue) -> Result<Value, ExprError> {
         let value = self.eval_jinja(ctx)?;
-        serde_json::to_value(&value).map_err(|e| ExprError {
+        try_to_json(&value).map_err(|e| ExprError {
             message: format!("result is not JSON: {e}"),
             source_text: Some(self.source.clone()),
         })

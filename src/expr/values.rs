@@ -2,12 +2,53 @@
 
 use std::borrow::Cow;
 
-use minijinja::value::Value as JinjaValue;
+use minijinja::value::{Value as JinjaValue, ValueKind};
 use serde_json::{Number, Value};
 
 /// A minijinja value as JSON (undefined and non-JSON values become `null`).
 pub(crate) fn to_json(value: &JinjaValue) -> Value {
-    serde_json::to_value(value).unwrap_or(Value::Null)
+    try_to_json(value).unwrap_or(Value::Null)
+}
+
+/// A minijinja value as JSON, converting the plain kinds directly (serializing through serde
+/// costs an allocation per node) and leaving the rest to serde.
+pub(crate) fn try_to_json(value: &JinjaValue) -> Result<Value, serde_json::Error> {
+    match value.kind() {
+        ValueKind::Undefined | ValueKind::None => Ok(Value::Null),
+        ValueKind::Bool => Ok(Value::Bool(value.is_true())),
+        ValueKind::String => match value.as_str() {
+            Some(s) => Ok(Value::String(s.to_string())),
+            None => serde_json::to_value(value),
+        },
+        ValueKind::Number if value.is_integer() => match value.as_i64() {
+            Some(i) => Ok(Value::from(i)),
+            None => serde_json::to_value(value),
+        },
+        ValueKind::Seq => seq_to_json(value),
+        ValueKind::Map => map_to_json(value),
+        _ => serde_json::to_value(value),
+    }
+}
+
+fn seq_to_json(value: &JinjaValue) -> Result<Value, serde_json::Error> {
+    let Ok(items) = value.try_iter() else {
+        return serde_json::to_value(value);
+    };
+    Ok(Value::Array(items.map(|item| try_to_json(&item)).collect::<Result<_, _>>()?))
+}
+
+fn map_to_json(value: &JinjaValue) -> Result<Value, serde_json::Error> {
+    let Ok(keys) = value.try_iter() else {
+        return serde_json::to_value(value);
+    };
+    let mut out = serde_json::Map::new();
+    for key in keys {
+        let (Some(name), Ok(item)) = (key.as_str(), value.get_item(&key)) else {
+            return serde_json::to_value(value);
+        };
+        out.insert(name.to_string(), try_to_json(&item)?);
+    }
+    Ok(Value::Object(out))
 }
 
 /// A JSON value as a minijinja value.
