@@ -1297,6 +1297,6 @@ async fn faults_given_at_start_apply_from_the_first_request() {
 
     let mut bad = coflow::sandbox::SandboxConfig::ephemeral();
     bad.faults = vec!["GET /x: teapot".to_string()];
-    let error = coflow::sandbox::start(bad).await.err().expect("a bad rule is refused");
+    let Err(error) = coflow::sandbox::start(bad).await else { panic!("a bad rule is refused") };
     assert!(error.to_string().starts_with("bad fault rule:"), "{error}");
 }
