@@ -110,6 +110,20 @@ pub fn status_error(response: &HttpResponse, message: String) -> ConnectorError 
     }
 }
 
+/// The output of a call that was either answered (its body chosen by `body`) or held back by a dry-run.
+pub fn answered_or_held(
+    sent: Result<HttpResponse, OperationOutput>,
+    body: impl FnOnce(&HttpResponse) -> Value,
+) -> OperationOutput {
+    match sent {
+        Ok(response) => {
+            let body = body(&response);
+            output(response, body)
+        }
+        Err(held) => held,
+    }
+}
+
 /// The output of a successful answer.
 pub fn output(response: HttpResponse, body: Value) -> OperationOutput {
     let keep = ["ms-correlationid", "ms-requestid", "request-id", "sforce-limit-info", "location", "etag"];

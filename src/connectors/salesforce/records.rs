@@ -29,13 +29,8 @@ impl SalesforceConnector {
                 fields.iter().map(|f| api_name("field", f)).collect::<Result<_, _>>()?;
             path = format!("{path}?fields={}", fields.join(","));
         }
-        match self.send_ok(http, "GET", Target::Rest(path), None, Effect::Read).await? {
-            Ok(response) => {
-                let body = response.body.clone();
-                Ok(client::output(response, body))
-            }
-            Err(held) => Ok(held),
-        }
+        let sent = self.send_ok(http, "GET", Target::Rest(path), None, Effect::Read).await?;
+        Ok(client::answered_or_held(sent, |response| response.body.clone()))
     }
 
     /// `create_record`: one POST, answered `{id, success, errors}`.
@@ -48,13 +43,8 @@ impl SalesforceConnector {
         let sobject = api_name("object", &args.str("sobject")?)?;
         let record = fields_only(args.object("record")?);
         let path = format!("/sobjects/{sobject}");
-        match self.send_ok(http, "POST", Target::Rest(path), Some(record), Effect::Write).await? {
-            Ok(response) => {
-                let body = response.body.clone();
-                Ok(client::output(response, body))
-            }
-            Err(held) => Ok(held),
-        }
+        let sent = self.send_ok(http, "POST", Target::Rest(path), Some(record), Effect::Write).await?;
+        Ok(client::answered_or_held(sent, |response| response.body.clone()))
     }
 
     /// `update_record`: one PATCH (204), answered like jsforce: `{id, success, errors}`.
@@ -68,10 +58,8 @@ impl SalesforceConnector {
         let id = record_id(&args.str("id")?)?;
         let record = fields_only(args.object("record")?);
         let path = format!("/sobjects/{sobject}/{id}");
-        match self.send_ok(http, "PATCH", Target::Rest(path), Some(record), Effect::Write).await? {
-            Ok(response) => Ok(client::output(response, json!({"id": id, "success": true, "errors": []}))),
-            Err(held) => Ok(held),
-        }
+        let sent = self.send_ok(http, "PATCH", Target::Rest(path), Some(record), Effect::Write).await?;
+        Ok(client::answered_or_held(sent, |_| json!({"id": id, "success": true, "errors": []})))
     }
 
     /// `upsert_record`: one PATCH on the external id; 201 created, 200/204 updated, 300 ambiguous.
@@ -116,10 +104,8 @@ impl SalesforceConnector {
         let sobject = api_name("object", &args.str("sobject")?)?;
         let id = record_id(&args.str("id")?)?;
         let path = format!("/sobjects/{sobject}/{id}");
-        match self.send_ok(http, "DELETE", Target::Rest(path), None, Effect::Write).await? {
-            Ok(response) => Ok(client::output(response, json!({"id": id, "success": true, "errors": []}))),
-            Err(held) => Ok(held),
-        }
+        let sent = self.send_ok(http, "DELETE", Target::Rest(path), None, Effect::Write).await?;
+        Ok(client::answered_or_held(sent, |_| json!({"id": id, "success": true, "errors": []})))
     }
 
     /// `create_records` / `update_records`: one call per 200 records; results in input order.
