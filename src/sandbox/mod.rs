@@ -3,6 +3,7 @@
 //! [`start`] binds both emulators (port 0 picks free ports, as tests do), serves them in the
 //! background and returns their URLs and a [`Sandbox`] handle that shuts them down.
 
+mod connections;
 pub mod faults;
 pub mod partner_center;
 pub mod salesforce;

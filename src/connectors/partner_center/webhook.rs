@@ -410,8 +410,7 @@ fn parse_event(
     })?;
     check_age(&changed, config, now)?;
     let resource_name = text("ResourceName");
-    let is_referral = resource_name.as_deref() == Some("referral") || resource_uri.contains("/referrals/");
-    let referral_id = is_referral.then(|| last_segment(&resource_uri)).flatten();
+    let referral_id = referral_id_of(&body);
     Ok(VerifiedEvent {
         event_name,
         resource_uri,
@@ -421,6 +420,27 @@ fn parse_event(
         dedup_key: hex::encode(Sha256::digest(raw_body)),
         body,
     })
+}
+
+/// The referral id an event is about: the last segment of its `ResourceUri`, for referral
+/// events (`ResourceName` `referral`, or a URI under `/referrals/`).
+pub fn referral_id_of(event: &Value) -> Option<String> {
+    let resource_uri = event.get("ResourceUri").and_then(Value::as_str)?;
+    let resource_name = event.get("ResourceName").and_then(Value::as_str);
+    let is_referral = resource_name == Some("referral") || resource_uri.contains("/referrals/");
+    is_referral.then(|| last_segment(resource_uri)).flatten()
+}
+
+/// The trigger body of an event read back from the store (it was verified when received):
+/// the event plus `referral_id`, as [`VerifiedEvent::trigger_body`] gives it.
+pub fn stored_trigger_body(raw_body: &[u8]) -> Result<Value, WebhookError> {
+    let mut body: Value =
+        serde_json::from_slice(raw_body).map_err(|e| WebhookError::InvalidBody(e.to_string()))?;
+    let id = referral_id_of(&body).map(Value::String).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut body {
+        map.insert("referral_id".into(), id);
+    }
+    Ok(body)
 }
 
 fn check_age(changed: &str, config: &VerifierConfig, now: jiff::Timestamp) -> Result<(), WebhookError> {
