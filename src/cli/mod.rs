@@ -2,6 +2,7 @@
 
 pub mod run;
 pub mod sandbox;
+pub mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -115,15 +116,76 @@ pub enum Command {
         #[arg(long = "fault", value_name = "RULE")]
         faults: Vec<String>,
     },
+    /// Run the flows of a folder as a service: webhooks, schedules, polls, queue, history.
+    Serve {
+        /// Folder of flow files (mapping files in its `mappings/`).
+        #[arg(long, default_value = "flows")]
+        flows: PathBuf,
+        /// Connections file; defaults to `coflow.yaml` in the current folder when it exists.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Store URL: `sqlite://FILE` (default `sqlite://coflow.db`), `sqlite::memory:` or
+        /// `postgres://USER@HOST/DB`.
+        #[arg(long, env = "COFLOW_STORE")]
+        store: Option<String>,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080", env = "COFLOW_LISTEN")]
+        listen: String,
+        /// Runs executed at once by this process.
+        #[arg(long, default_value_t = 32)]
+        workers: usize,
+        /// Limit one flow's concurrent runs (repeatable): `FLOW=N`.
+        #[arg(long = "flow-concurrency", value_name = "FLOW=N")]
+        flow_concurrency: Vec<String>,
+        /// Bearer token of the admin API (without one, it answers loopback only).
+        #[arg(long, env = "COFLOW_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
+        /// Largest accepted request body, in bytes.
+        #[arg(long, default_value_t = 1024 * 1024)]
+        max_body_bytes: usize,
+        /// Days of run history kept.
+        #[arg(long, default_value_t = crate::store::DEFAULT_RETENTION_DAYS)]
+        retention_days: u32,
+        /// Seconds in-flight runs get to finish on SIGTERM before they are handed back.
+        #[arg(long, default_value_t = 20)]
+        shutdown_grace: u64,
+        /// Do not reload flows when their files change.
+        #[arg(long)]
+        no_reload: bool,
+        /// Do not fire recurrence and polling triggers in this process.
+        #[arg(long)]
+        no_schedule: bool,
+        /// Hold back every write (runs show the requests they would make).
+        #[arg(long)]
+        dry_run: bool,
+        /// Start the Partner Center and Salesforce emulators, point the connections at them and
+        /// play a demo.
+        #[arg(long)]
+        sandbox: bool,
+        /// Poll every polling trigger at this interval (ISO-8601, e.g. `PT10S`) instead of its
+        /// own `every`; `--sandbox` defaults it to 5 seconds.
+        #[arg(long)]
+        poll_every: Option<String>,
+        /// Log format.
+        #[arg(long, value_enum, default_value_t)]
+        log_format: LogFormat,
+    },
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    /// Readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Parses the command line, runs the subcommand and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("COFLOW_LOG"))
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(&cli.command);
     let result = match cli.command {
         Command::Validate { paths, format } => validate::run(&paths, format),
         Command::Graph { flow, format } => graph::run(&flow, format),
@@ -148,6 +210,40 @@ pub fn main() -> ExitCode {
             jwt_cert,
             faults,
         }),
+        Command::Serve {
+            flows,
+            config,
+            store,
+            listen,
+            workers,
+            flow_concurrency,
+            admin_token,
+            max_body_bytes,
+            retention_days,
+            shutdown_grace,
+            no_reload,
+            no_schedule,
+            dry_run,
+            sandbox,
+            poll_every,
+            log_format: _,
+        } => serve::run(serve::ServeArgs {
+            flows,
+            config,
+            store,
+            listen,
+            workers,
+            flow_concurrency,
+            admin_token,
+            max_body_bytes,
+            retention_days,
+            shutdown_grace,
+            no_reload,
+            no_schedule,
+            dry_run,
+            sandbox,
+            poll_every,
+        }),
     };
     match result {
         Ok(code) => code,
@@ -155,5 +251,21 @@ pub fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs to stderr, filtered by `COFLOW_LOG` (`serve` logs `info` by default).
+fn init_logging(command: &Command) {
+    let (default, json) = match command {
+        Command::Serve { log_format, .. } => ("info", *log_format == LogFormat::Json),
+        _ => ("warn", false),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("COFLOW_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
     }
 }

@@ -206,3 +206,21 @@ pub enum ActionKind {
     /// An operation of a connector.
     Connector { connector: String, operation: String, connection: Option<String>, inputs: Template },
 }
+
+impl ActionKind {
+    /// The blocks nested in this action (branches, cases, scope and loop bodies), in written order.
+    pub fn blocks(&self) -> Vec<&Block> {
+        match self {
+            ActionKind::If { then, otherwise, .. } => vec![then, otherwise],
+            ActionKind::Switch { cases, default, .. } => {
+                cases.iter().map(|(_, b)| b).chain([default]).collect()
+            }
+            ActionKind::Scope { actions }
+            | ActionKind::Foreach { actions, .. }
+            | ActionKind::Until { actions, .. } => {
+                vec![actions]
+            }
+            _ => Vec::new(),
+        }
+    }
+}
