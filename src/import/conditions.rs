@@ -84,7 +84,10 @@ mod tests {
             "equals(opt(triggerBody(), 'status'), 'Active') and (greater(variables('n'), 5) or not contains(body('a'), 'x'))"
         );
         assert_eq!(condition(&json!({"and": []})).unwrap(), "true");
-        assert_eq!(condition(&json!({"or": [{"equals": ["@true", "@true"]}]})).unwrap(), "equals(true, true)");
+        assert_eq!(
+            condition(&json!({"or": [{"equals": ["@true", "@true"]}]})).unwrap(),
+            "equals(true, true)"
+        );
         assert_eq!(
             condition(&json!({"not": {"and": [{"less": [1, 2]}, {"lessOrEquals": [2, 2]}]}})).unwrap(),
             "not (less(1, 2) and lessOrEquals(2, 2))"

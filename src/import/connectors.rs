@@ -56,7 +56,7 @@ pub(super) struct PollTrigger {
 /// The connector an action's `host` names, as its API name (`shared_salesforce`).
 pub(super) fn api_name(inputs: &Value, references: &Map<String, Value>) -> Option<String> {
     static LA_CONNECTION: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"\['\$connections'\]\['([^']+)'\]").expect("valid regex"));
+        LazyLock::new(|| Regex::new(r"'\$connections'[)\]]\['([^']+)'\]").expect("valid regex"));
     let host = inputs.get("host")?;
     if let Some(api) = host.get("apiId").and_then(Value::as_str) {
         return api.rsplit('/').next().map(str::to_string);
@@ -160,7 +160,9 @@ fn salesforce(operation: &str, params: &Map<String, Value>) -> Mapping {
     let record = || params.get("item").map_or(Ok(Value::Object(Map::new())), translate_json);
     let returns_id = "coflow answers {id, success, errors}: `Id` in its outputs now reads `id`, and other fields of the record are not returned";
     match base_operation(operation).as_str() {
-        "getitem" => Ok(sf("get_record").input("sobject", required(params, "table")?).input("id", required(params, "id")?)),
+        "getitem" => Ok(sf("get_record")
+            .input("sobject", required(params, "table")?)
+            .input("id", required(params, "id")?)),
         "postitem" | "createitem" => Ok(sf("create_record")
             .input("sobject", required(params, "table")?)
             .input("record", record()?)
@@ -172,7 +174,9 @@ fn salesforce(operation: &str, params: &Map<String, Value>) -> Mapping {
             .input("record", record()?)
             .note(returns_id)
             .renamed("Id", "id")),
-        "deleteitem" => Ok(sf("delete_record").input("sobject", required(params, "table")?).input("id", required(params, "id")?)),
+        "deleteitem" => Ok(sf("delete_record")
+            .input("sobject", required(params, "table")?)
+            .input("id", required(params, "id")?)),
         "patchitembyexternalid" | "upsertitem" => Ok(sf("upsert_record")
             .input("sobject", required(params, "table")?)
             .input("external_id_field", required(params, "externalIdField")?)
@@ -206,7 +210,8 @@ impl Mapped {
 /// "Get records" becomes a SOQL query built from its OData options.
 fn get_items(params: &Map<String, Value>) -> Mapping {
     let table = params.get("table").ok_or("parameter `table` is missing")?;
-    let mut notes = vec!["\"Get records\" became a SOQL query; its outputs' `value` now reads `records`".to_string()];
+    let mut notes =
+        vec!["\"Get records\" became a SOQL query; its outputs' `value` now reads `records`".to_string()];
     let top = params.get("$top").and_then(number);
     let fields = match params.get("$select") {
         Some(select) => piece(select),
@@ -264,12 +269,14 @@ fn piece(value: &Value) -> String {
 /// An OData `$filter` as a SOQL condition, with a note when it may need a look.
 fn odata_filter(filter: &Value) -> (String, Option<String>) {
     let raw = piece(filter);
-    if matches!(filter, Value::String(s) if s.starts_with('@') && !s.starts_with("@{") && !s.starts_with("@@")) {
+    if matches!(filter, Value::String(s) if s.starts_with('@') && !s.starts_with("@{") && !s.starts_with("@@"))
+    {
         return (raw, Some("the `$filter` is an expression: it must now yield a SOQL condition".into()));
     }
     let (converted, functions) = odata_to_soql(&raw);
     let note = functions.then(|| {
-        "the `$filter` uses OData functions (startswith, contains, ...): rewrite them in SOQL (LIKE)".to_string()
+        "the `$filter` uses OData functions (startswith, contains, ...): rewrite them in SOQL (LIKE)"
+            .to_string()
     });
     (converted, note)
 }
@@ -305,7 +312,12 @@ pub(super) fn odata_to_soql(filter: &str) -> (String, bool) {
                         word.push(c);
                         continue;
                     }
-                    if c == '(' && matches!(word.to_ascii_lowercase().as_str(), "startswith" | "endswith" | "contains" | "substringof") {
+                    if c == '('
+                        && matches!(
+                            word.to_ascii_lowercase().as_str(),
+                            "startswith" | "endswith" | "contains" | "substringof"
+                        )
+                    {
                         functions = true;
                     }
                     flush(&mut word, &mut out);
@@ -452,11 +464,18 @@ fn split_outside(text: &str, separator: char) -> Vec<String> {
 
 /// A Logic Apps Salesforce call (`/datasets/default/tables/{table}/items/{id}`, ...) as the
 /// Power Automate operation and parameters it stands for.
-fn logic_apps_salesforce(method: &str, path: &str, inputs: &Value) -> Option<(&'static str, Map<String, Value>)> {
+fn logic_apps_salesforce(
+    method: &str,
+    path: &str,
+    inputs: &Value,
+) -> Option<(&'static str, Map<String, Value>)> {
     let segments: Vec<String> =
         split_outside(path, '/').into_iter().filter(|s| !s.is_empty()).map(|s| unwrap_encoded(&s)).collect();
     let lower: Vec<String> = segments.iter().map(|s| s.to_ascii_lowercase()).collect();
-    let start = usize::from(lower.first().is_some_and(|s| s.len() > 1 && s.starts_with('v') && s[1..].chars().all(|c| c.is_ascii_digit())));
+    let start =
+        usize::from(lower.first().is_some_and(|s| {
+            s.len() > 1 && s.starts_with('v') && s[1..].chars().all(|c| c.is_ascii_digit())
+        }));
     let lower = &lower[start..];
     let segments = &segments[start..];
     let mut params = Map::new();
@@ -512,7 +531,10 @@ fn unwrap_encoded(segment: &str) -> String {
 
 /// A Salesforce polling trigger (`When a record is created / modified`) as `salesforce.poll`
 /// settings; `None` when the trigger is not Salesforce's.
-pub(super) fn salesforce_trigger(trigger: &Value, references: &Map<String, Value>) -> Option<Result<PollTrigger, String>> {
+pub(super) fn salesforce_trigger(
+    trigger: &Value,
+    references: &Map<String, Value>,
+) -> Option<Result<PollTrigger, String>> {
     let inputs = trigger.get("inputs")?;
     let api = api_name(inputs, references)?;
     if family(&api) != "salesforce" {
@@ -540,7 +562,11 @@ fn poll_settings(operation: &str, params: &Map<String, Value>) -> Result<PollTri
     let on = match operation {
         "getonnewitems" => "created",
         "getonupdateditems" => "created_or_modified",
-        other => return Err(format!("the Salesforce trigger `{other}` has no coflow equivalent (salesforce.poll fires on created or modified records)")),
+        other => {
+            return Err(format!(
+                "the Salesforce trigger `{other}` has no coflow equivalent (salesforce.poll fires on created or modified records)"
+            ));
+        }
     };
     let object = match params.get("table") {
         Some(Value::String(t)) if !t.contains('@') && !t.is_empty() => t.clone(),
@@ -553,11 +579,17 @@ fn poll_settings(operation: &str, params: &Map<String, Value>) -> Result<PollTri
     if let Some(filter) = params.get("$filter") {
         let Value::String(filter) = filter else { return Err("the trigger's `$filter` is not text".into()) };
         if filter.contains('@') {
-            return Err("the trigger's `$filter` holds an expression; salesforce.poll needs a fixed SOQL condition".into());
+            return Err(
+                "the trigger's `$filter` holds an expression; salesforce.poll needs a fixed SOQL condition"
+                    .into(),
+            );
         }
         let (condition, functions) = odata_to_soql(filter);
         if functions {
-            notes.push("the `$filter` uses OData functions (startswith, contains, ...): rewrite them in SOQL (LIKE)".into());
+            notes.push(
+                "the `$filter` uses OData functions (startswith, contains, ...): rewrite them in SOQL (LIKE)"
+                    .into(),
+            );
         }
         settings.insert("where".into(), Value::String(condition));
     }
@@ -586,12 +618,16 @@ fn list_referrals(query: &Map<String, Value>) -> Mapping {
     let mut mapped = pc("list_referrals").note(PAGES_NOTE);
     for (key, value) in query {
         let Some((_, input)) = LIST_OPTIONS.iter().find(|(name, _)| name.eq_ignore_ascii_case(key)) else {
-            mapped.notes.push(format!("query parameter `{key}` has no list_referrals input and was left out"));
+            mapped
+                .notes
+                .push(format!("query parameter `{key}` has no list_referrals input and was left out"));
             continue;
         };
         let value = match (*input, value) {
             ("top" | "skip", v) => number(v).map(Value::from).map_or_else(|| translate_json(v), Ok)?,
-            ("count", Value::String(s)) if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") => {
+            ("count", Value::String(s))
+                if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") =>
+            {
                 Value::Bool(s.eq_ignore_ascii_case("true"))
             }
             (_, v) => translate_json(v)?,
@@ -625,9 +661,9 @@ fn partner_center_referrals(operation: &str, params: &Map<String, Value>) -> Map
             .input("id", required(params, "id")?)
             .input("changes", referral_body(params)?)
             .note(UPDATE_NOTE)),
-        "patchreferralbyid" => {
-            Ok(pc("patch_referral").input("id", required(params, "id")?).input("operations", referral_body(params)?))
-        }
+        "patchreferralbyid" => Ok(pc("patch_referral")
+            .input("id", required(params, "id")?)
+            .input("operations", referral_body(params)?)),
         _ => Err(format!(
             "Partner Center Referrals operation `{operation}` has no coflow equivalent (coflow offers list_referrals, get_referral, create_referral, update_referral and patch_referral)"
         )),
@@ -638,7 +674,9 @@ fn partner_center_events(operation: &str, params: &Map<String, Value>) -> Mappin
     let body = params.get("body").cloned().unwrap_or_else(|| Value::Object(params.clone()));
     match base_operation(operation).as_str() {
         "viewregistration" => Ok(pc("get_registration")),
-        "eventregistration" => registration(pc("register_webhook").input("overwrite", Value::Bool(false)), &body),
+        "eventregistration" => {
+            registration(pc("register_webhook").input("overwrite", Value::Bool(false)), &body)
+        }
         "updateregistration" => registration(pc("update_registration"), &body),
         _ => Err(format!("Partner Center Events operation `{operation}` has no coflow equivalent")),
     }
@@ -650,13 +688,19 @@ fn registration(mut mapped: Mapped, body: &Value) -> Mapping {
     let Value::Object(body) = body else {
         return Err("the registration body is not an object with WebhookUrl and WebhookEvents".into());
     };
-    let fields = [("webhookurl", "url"), ("webhookevents", "events"), ("signaturetokentomssignatureheader", "signature_in_header")];
+    let fields = [
+        ("webhookurl", "url"),
+        ("webhookevents", "events"),
+        ("signaturetokentomssignatureheader", "signature_in_header"),
+    ];
     for (key, value) in body {
         match fields.iter().find(|(name, _)| key.eq_ignore_ascii_case(name)) {
             Some((_, input)) => {
                 mapped.inputs.insert((*input).to_string(), translate_json(value)?);
             }
-            None => mapped.notes.push(format!("registration field `{key}` has no coflow input and was left out")),
+            None => {
+                mapped.notes.push(format!("registration field `{key}` has no coflow input and was left out"))
+            }
         }
     }
     if !mapped.inputs.contains_key("url") {
@@ -697,7 +741,11 @@ pub(super) fn partner_center_http(inputs: &Value) -> Option<Mapping> {
         (PcApi::PartnerCenter, _, ["webhooks", "v1", "registration", tail @ ..]) => registration_call(&method, tail, inputs, &segments),
         _ => return None,
     };
-    Some(mapping.map(|m| m.note("the connection in coflow.yaml signs in; the source's authentication and headers were left out")))
+    Some(mapping.map(|m| {
+        m.note(
+            "the connection in coflow.yaml signs in; the source's authentication and headers were left out",
+        )
+    }))
 }
 
 /// An operation on one referral, `id` from a path segment.
@@ -711,7 +759,9 @@ fn referral_call(method: &str, rest: &[&str], segments: &[String], inputs: &Valu
     match (method, rest) {
         ("POST", []) => Ok(pc("create_referral").input("referral", body()?)),
         ("GET", [_]) => by_id("get_referral", &segments[3]),
-        ("PUT", [_]) => Ok(by_id("update_referral", &segments[3])?.input("changes", body()?).note(UPDATE_NOTE)),
+        ("PUT", [_]) => {
+            Ok(by_id("update_referral", &segments[3])?.input("changes", body()?).note(UPDATE_NOTE))
+        }
         ("PATCH", [_]) => {
             let mut mapped = by_id("patch_referral", &segments[3])?.input("operations", body()?);
             if let Some(etag) = header(inputs, "if-match") {
@@ -719,7 +769,10 @@ fn referral_call(method: &str, rest: &[&str], segments: &[String], inputs: &Valu
             }
             Ok(mapped)
         }
-        _ => Err(format!("the Partner Center referrals call `{method} {}` has no coflow operation", segments.join("/"))),
+        _ => Err(format!(
+            "the Partner Center referrals call `{method} {}` has no coflow operation",
+            segments.join("/")
+        )),
     }
 }
 
@@ -733,9 +786,13 @@ fn registration_call(method: &str, tail: &[&str], inputs: &Value, segments: &[St
         ("GET", ["events"]) => Ok(pc("list_events")),
         ("POST", ["validationevents"]) => Ok(pc("validate")),
         ("GET", ["validationevents", _]) => {
-            Ok(pc("get_validation_status").input("correlation_id", Value::String(translate_text(&segments[4])?)))
+            Ok(pc("get_validation_status")
+                .input("correlation_id", Value::String(translate_text(&segments[4])?)))
         }
-        _ => Err(format!("the Partner Center webhook call `{method} {}` has no coflow operation", segments.join("/"))),
+        _ => Err(format!(
+            "the Partner Center webhook call `{method} {}` has no coflow operation",
+            segments.join("/")
+        )),
     }
 }
 
@@ -747,7 +804,10 @@ fn header<'a>(inputs: &'a Value, name: &str) -> Option<&'a Value> {
 /// The Partner Center API a literal URL calls, and what follows the host.
 fn pc_host(uri: &str) -> Option<(PcApi, &str)> {
     let lower = uri.to_ascii_lowercase();
-    for (host, api) in [("api.partner.microsoft.com", PcApi::Referrals), ("api.partnercenter.microsoft.com", PcApi::PartnerCenter)] {
+    for (host, api) in [
+        ("api.partner.microsoft.com", PcApi::Referrals),
+        ("api.partnercenter.microsoft.com", PcApi::PartnerCenter),
+    ] {
         for scheme in ["https://", "http://"] {
             let prefix = format!("{scheme}{host}");
             if lower.starts_with(&prefix) {
@@ -768,7 +828,9 @@ fn parse_query(query: &str) -> Map<String, Value> {
             continue;
         }
         let (key, value) = pair.split_once('=').unwrap_or((&pair, ""));
-        let decode = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned()
+        };
         out.insert(decode(key), Value::String(decode(value)));
     }
     out
@@ -796,7 +858,10 @@ mod tests {
     #[test]
     fn designer_paths_nest() {
         let params = unflatten(Some(&json!({"table": "Account", "item/Name": "x", "item/Owner/Id": "y"})));
-        assert_eq!(Value::Object(params), json!({"table": "Account", "item": {"Name": "x", "Owner": {"Id": "y"}}}));
+        assert_eq!(
+            Value::Object(params),
+            json!({"table": "Account", "item": {"Name": "x", "Owner": {"Id": "y"}}})
+        );
     }
 
     #[test]

@@ -19,8 +19,17 @@ use super::report::{FlowReport, TRIGGER};
 use crate::expr::pa::translate_value;
 
 /// Keys whose literal values are credentials: kept out of flow files and placeholders.
-const SECRET_KEYS: [&str; 9] =
-    ["password", "secret", "apikey", "api-key", "api_key", "token", "authorization", "sharedaccesskey", "connectionstring"];
+const SECRET_KEYS: [&str; 9] = [
+    "password",
+    "secret",
+    "apikey",
+    "api-key",
+    "api_key",
+    "token",
+    "authorization",
+    "sharedaccesskey",
+    "connectionstring",
+];
 
 /// Translates a JSON value: every string goes through the expression translator.
 pub(super) fn translate_json(value: &Value) -> Result<Value, String> {
@@ -31,7 +40,9 @@ pub(super) fn translate_json(value: &Value) -> Result<Value, String> {
             let mut out = Map::new();
             for (key, value) in map {
                 if key.starts_with('@') || key.contains("@{") {
-                    return Err(format!("the property name `{key}` is an expression, which coflow does not evaluate"));
+                    return Err(format!(
+                        "the property name `{key}` is an expression, which coflow does not evaluate"
+                    ));
                 }
                 out.insert(key.clone(), translate_json(value)?);
             }
@@ -48,8 +59,9 @@ pub(super) fn translate_text(text: &str) -> Result<String, String> {
 
 /// An expression condition (string or designer object) as a `{{ }}` template.
 fn translate_condition(value: &Value) -> Result<String, String> {
-    let expression =
-        condition(value).map_err(|e| format!("cannot translate the condition `{}`: {}", shorten(&value.to_string()), e.message))?;
+    let expression = condition(value).map_err(|e| {
+        format!("cannot translate the condition `{}`: {}", shorten(&value.to_string()), e.message)
+    })?;
     Ok(format!("{{{{ {expression} }}}}"))
 }
 
@@ -80,7 +92,9 @@ pub(super) fn redact(value: &Value) -> Value {
                     let lower = k.to_ascii_lowercase();
                     let secret = SECRET_KEYS.iter().any(|s| lower.contains(s));
                     let masked = match v {
-                        Value::String(s) if secret && is_literal(s) && !s.is_empty() => Value::String("***".into()),
+                        Value::String(s) if secret && is_literal(s) && !s.is_empty() => {
+                            Value::String("***".into())
+                        }
                         other => redact(other),
                     };
                     (k.clone(), masked)
@@ -102,7 +116,11 @@ pub(super) fn translate(source: &SourceFlow, name: &str) -> (String, FlowReport)
     let definition = &source.definition;
     let mut cx = Cx {
         references: &source.connection_references,
-        report: FlowReport { flow: source.display_name.clone(), source: source.origin.clone(), ..FlowReport::default() },
+        report: FlowReport {
+            flow: source.display_name.clone(),
+            source: source.origin.clone(),
+            ..FlowReport::default()
+        },
         connectors: BTreeSet::new(),
         renames: Vec::new(),
     };
@@ -132,7 +150,7 @@ pub(super) fn translate(source: &SourceFlow, name: &str) -> (String, FlowReport)
     }
     doc.insert(key("trigger"), Yaml::Mapping(trigger));
     doc.insert(key("actions"), actions);
-    let body = serde_yaml::to_string(&Yaml::Mapping(doc)).unwrap_or_default();
+    let body = super::emit::to_yaml(&Yaml::Mapping(doc));
     (format!("{}{body}", header(source, &cx.report)), cx.report)
 }
 
@@ -190,7 +208,8 @@ impl Cx<'_> {
         };
         if let Some(all) = triggers.and_then(Value::as_object) {
             for extra in all.keys().skip(1) {
-                self.report.attention(TRIGGER, format!("a coflow flow has one trigger: `{extra}` was left out"));
+                self.report
+                    .attention(TRIGGER, format!("a coflow flow has one trigger: `{extra}` was left out"));
             }
         }
         let translated = self.trigger_body(def);
@@ -226,9 +245,13 @@ impl Cx<'_> {
             }
             "openapiconnection" | "apiconnection" => {
                 let poll = connectors::salesforce_trigger(def, self.references).ok_or_else(|| {
-                    let api = connectors::api_name(&inputs, self.references).unwrap_or_else(|| "unknown".into());
-                    let operation = inputs.pointer("/host/operationId").and_then(Value::as_str).unwrap_or("?");
-                    format!("the trigger of connector `{api}` (operation `{operation}`) has no coflow equivalent")
+                    let api =
+                        connectors::api_name(&inputs, self.references).unwrap_or_else(|| "unknown".into());
+                    let operation =
+                        inputs.pointer("/host/operationId").and_then(Value::as_str).unwrap_or("?");
+                    format!(
+                        "the trigger of connector `{api}` (operation `{operation}`) has no coflow equivalent"
+                    )
                 })??;
                 self.connectors.insert("salesforce");
                 out.insert("type".into(), json!("salesforce.poll"));
@@ -238,7 +261,8 @@ impl Cx<'_> {
                     None => None,
                 };
                 let every = every.unwrap_or_else(|| {
-                    self.report.note(TRIGGER, "the source gives no polling interval: coflow polls every 5 minutes");
+                    self.report
+                        .note(TRIGGER, "the source gives no polling interval: coflow polls every 5 minutes");
                     json!("PT5M")
                 });
                 out.insert("every".into(), every);
@@ -284,10 +308,16 @@ impl Cx<'_> {
             out.insert("schema".into(), schema.clone());
         }
         if !kind.eq_ignore_ascii_case("http") {
-            self.report.note(TRIGGER, format!("a `{kind}` request trigger became an http trigger at /hooks/<flow name>"));
+            self.report.note(
+                TRIGGER,
+                format!("a `{kind}` request trigger became an http trigger at /hooks/<flow name>"),
+            );
         }
         if inputs.get("relativePath").is_some() {
-            self.report.note(TRIGGER, "the request's relativePath parameters are not passed: read them from the body instead");
+            self.report.note(
+                TRIGGER,
+                "the request's relativePath parameters are not passed: read them from the body instead",
+            );
         }
     }
 
@@ -315,15 +345,20 @@ impl Cx<'_> {
                 format!("`splitOn` ({split}) was not translated: coflow starts one run per event; loop over the items with `foreach`"),
             );
         }
-        if def.pointer("/runtimeConfiguration/concurrency").is_some() || def.get("operationOptions").is_some() {
+        if def.pointer("/runtimeConfiguration/concurrency").is_some() || def.get("operationOptions").is_some()
+        {
             self.report.note(TRIGGER, "trigger concurrency options were left out");
         }
     }
 
     /// A `recurrence` object as `every` or `cron`, and `time_zone`.
     fn recurrence(&mut self, recurrence: &Value) -> Result<Map<String, Value>, String> {
-        let frequency = recurrence.get("frequency").and_then(Value::as_str).unwrap_or_default().to_ascii_lowercase();
-        let interval = recurrence.get("interval").map_or(Some(1), whole).ok_or("the recurrence's `interval` is not a whole number")?;
+        let frequency =
+            recurrence.get("frequency").and_then(Value::as_str).unwrap_or_default().to_ascii_lowercase();
+        let interval = recurrence
+            .get("interval")
+            .map_or(Some(1), whole)
+            .ok_or("the recurrence's `interval` is not a whole number")?;
         let start = recurrence.get("startTime").and_then(Value::as_str);
         let schedule = recurrence.get("schedule").and_then(Value::as_object).filter(|s| !s.is_empty());
         let mut out = Map::new();
@@ -340,11 +375,19 @@ impl Cx<'_> {
                     "week" => format!("P{}D", interval * 7),
                     "month" if interval == 1 => {
                         let at = start.and_then(|s| s.parse::<jiff::civil::DateTime>().ok());
-                        let at = at.ok_or("a monthly recurrence needs a `startTime` to tell the day of the month")?;
-                        out.insert("cron".into(), json!(format!("{} {} {} * *", at.minute(), at.hour(), at.day())));
+                        let at = at
+                            .ok_or("a monthly recurrence needs a `startTime` to tell the day of the month")?;
+                        out.insert(
+                            "cron".into(),
+                            json!(format!("{} {} {} * *", at.minute(), at.hour(), at.day())),
+                        );
                         return self.time_zone(recurrence, out);
                     }
-                    other => return Err(format!("a recurrence every {interval} `{other}` has no coflow equivalent")),
+                    other => {
+                        return Err(format!(
+                            "a recurrence every {interval} `{other}` has no coflow equivalent"
+                        ));
+                    }
                 };
                 if let Some(start) = start {
                     self.report.note(TRIGGER, format!("the recurrence's startTime ({start}) was left out: runs are counted from when `coflow serve` starts"));
@@ -355,7 +398,11 @@ impl Cx<'_> {
         self.time_zone(recurrence, out)
     }
 
-    fn time_zone(&mut self, recurrence: &Value, mut out: Map<String, Value>) -> Result<Map<String, Value>, String> {
+    fn time_zone(
+        &mut self,
+        recurrence: &Value,
+        mut out: Map<String, Value>,
+    ) -> Result<Map<String, Value>, String> {
         let Some(zone) = recurrence.get("timeZone").and_then(Value::as_str) else { return Ok(out) };
         match crate::expr::windows_to_iana(zone) {
             Some(iana) => {
@@ -462,7 +509,10 @@ impl Cx<'_> {
             self.report.note(name, "its static (mocked) result was left out: the action really runs");
         }
         if def.pointer("/runtimeConfiguration/secureData").is_some() {
-            self.report.note(name, "secure inputs/outputs were left out: coflow masks only values read with secret()");
+            self.report.note(
+                name,
+                "secure inputs/outputs were left out: coflow masks only values read with secret()",
+            );
         }
         if def.get("trackedProperties").is_some() {
             self.report.note(name, "tracked properties were left out");
@@ -491,17 +541,32 @@ impl Cx<'_> {
             "select" => {
                 let from = inputs.get("from").ok_or("Select has no `from`")?;
                 let map = inputs.get("select").ok_or("Select has no `select`")?;
-                plain("select", vec![("from", yaml(&translate_json(from)?)), ("map", yaml(&translate_json(map)?))])
+                plain(
+                    "select",
+                    vec![("from", yaml(&translate_json(from)?)), ("map", yaml(&translate_json(map)?))],
+                )
             }
             "query" => {
                 let from = inputs.get("from").ok_or("Filter array has no `from`")?;
                 let condition = inputs.get("where").ok_or("Filter array has no `where`")?;
-                plain("filter", vec![("from", yaml(&translate_json(from)?)), ("where", key(&translate_condition(condition)?))])
+                plain(
+                    "filter",
+                    vec![
+                        ("from", yaml(&translate_json(from)?)),
+                        ("where", key(&translate_condition(condition)?)),
+                    ],
+                )
             }
             "join" => {
                 let from = inputs.get("from").ok_or("Join has no `from`")?;
                 let separator = inputs.get("joinWith").cloned().unwrap_or(json!(""));
-                plain("join", vec![("from", yaml(&translate_json(from)?)), ("separator", yaml(&translate_json(&separator)?))])
+                plain(
+                    "join",
+                    vec![
+                        ("from", yaml(&translate_json(from)?)),
+                        ("separator", yaml(&translate_json(&separator)?)),
+                    ],
+                )
             }
             "initializevariable" => initialize_variable(&inputs),
             "setvariable" => variable_value("set_variable", &inputs),
@@ -518,16 +583,27 @@ impl Cx<'_> {
             "terminate" => terminate(&inputs),
             "response" => response(&inputs),
             "http" => self.http_action(name, &inputs),
-            "openapiconnection" => self.connector_action(name, connectors::open_api_action(&inputs, self.references), &inputs),
-            "apiconnection" => self.connector_action(name, connectors::api_connection_action(&inputs, self.references), &inputs),
+            "openapiconnection" => {
+                self.connector_action(name, connectors::open_api_action(&inputs, self.references), &inputs)
+            }
+            "apiconnection" => self.connector_action(
+                name,
+                connectors::api_connection_action(&inputs, self.references),
+                &inputs,
+            ),
             "openapiconnectionwebhook" | "apiconnectionwebhook" | "httpwebhook" => {
                 let api = connectors::api_name(&inputs, self.references).unwrap_or_else(|| "http".into());
                 Err(format!("it waits for a callback (`{kind}` on `{api}`), which coflow actions cannot do"))
             }
-            "workflow" => Err("it calls another flow (child flow): import that flow too and call it with an `http` action".into()),
+            "workflow" => Err(
+                "it calls another flow (child flow): import that flow too and call it with an `http` action"
+                    .into(),
+            ),
             "expression" => {
                 let what = def.get("kind").and_then(Value::as_str).unwrap_or("Expression");
-                Err(format!("the built-in `{what}` action has no coflow equivalent: use a `compose` with the matching function"))
+                Err(format!(
+                    "the built-in `{what}` action has no coflow equivalent: use a `compose` with the matching function"
+                ))
             }
             "" => Err("the action has no `type`".into()),
             _ => {
@@ -564,7 +640,9 @@ impl Cx<'_> {
         let mut values = Vec::with_capacity(cases.len());
         for (name, case) in &cases {
             let value = case.get("case").ok_or_else(|| format!("case `{name}` has no `case` value"))?;
-            values.push(case_key(value).ok_or_else(|| format!("case `{name}` is not a constant text or number"))?);
+            values.push(
+                case_key(value).ok_or_else(|| format!("case `{name}` is not a constant text or number"))?,
+            );
         }
         let mut out = Mapping::new();
         for ((_, case), value) in cases.iter().zip(values) {
@@ -581,8 +659,10 @@ impl Cx<'_> {
     fn foreach_action(&mut self, def: &Value) -> Result<Body, String> {
         let items = def.get("foreach").ok_or("the loop has no `foreach`")?;
         let items = translate_json(items)?;
-        let sequential =
-            def.get("operationOptions").and_then(Value::as_str).is_some_and(|o| o.eq_ignore_ascii_case("sequential"));
+        let sequential = def
+            .get("operationOptions")
+            .and_then(Value::as_str)
+            .is_some_and(|o| o.eq_ignore_ascii_case("sequential"));
         let repetitions = def.pointer("/runtimeConfiguration/concurrency/repetitions").and_then(whole);
         let mut entries = vec![("items", yaml(&items))];
         match repetitions {
@@ -605,7 +685,9 @@ impl Cx<'_> {
             }
             if let Some(timeout) = limit.get("timeout").and_then(Value::as_str) {
                 if !is_literal(timeout) {
-                    return Err("the loop's `limit.timeout` is an expression; coflow needs a fixed duration".into());
+                    return Err(
+                        "the loop's `limit.timeout` is an expression; coflow needs a fixed duration".into()
+                    );
                 }
                 out.insert(key("timeout"), key(timeout));
             }
@@ -623,7 +705,8 @@ impl Cx<'_> {
         }
         let method = inputs.get("method").ok_or("the HTTP action has no `method`")?;
         let url = inputs.get("uri").ok_or("the HTTP action has no `uri`")?;
-        let mut entries = vec![("method", yaml(&translate_json(method)?)), ("url", yaml(&translate_json(url)?))];
+        let mut entries =
+            vec![("method", yaml(&translate_json(method)?)), ("url", yaml(&translate_json(url)?))];
         if let Some(headers) = inputs.get("headers") {
             entries.push(("headers", yaml(&self.secret_headers(name, headers)?)));
         }
@@ -647,7 +730,12 @@ impl Cx<'_> {
         Ok(("http".into(), entries))
     }
 
-    fn connector_action(&mut self, name: &str, mapping: connectors::Mapping, inputs: &Value) -> Result<Body, String> {
+    fn connector_action(
+        &mut self,
+        name: &str,
+        mapping: connectors::Mapping,
+        inputs: &Value,
+    ) -> Result<Body, String> {
         let Mapped { connector, operation, inputs: operation_inputs, notes, renames } = mapping?;
         let retry = retry(inputs)?;
         self.connectors.insert(connector);
@@ -714,7 +802,11 @@ impl Cx<'_> {
         for (header, value) in headers {
             let lower = header.to_ascii_lowercase();
             let secret = SECRET_KEYS.iter().any(|s| lower.contains(s));
-            let value = if secret { self.secret_value(name, &lower.replace('-', "_"), Some(value))? } else { translate_json(value)? };
+            let value = if secret {
+                self.secret_value(name, &lower.replace('-', "_"), Some(value))?
+            } else {
+                translate_json(value)?
+            };
             out.insert(header.clone(), value);
         }
         Ok(Value::Object(out))
@@ -723,16 +815,19 @@ impl Cx<'_> {
     /// A form body (`grant_type=…&client_secret=…`) with a credential written as text gets it
     /// from a secret instead.
     fn secret_form_fields(&mut self, name: &str, body: &Value) -> Result<Value, String> {
-        static FORM_SECRET: LazyLock<Regex> = LazyLock::new(|| {
-            Regex::new(r"(?i)\b(client_secret|password)=([^&@\s]+)").expect("valid regex")
-        });
+        static FORM_SECRET: LazyLock<Regex> =
+            LazyLock::new(|| Regex::new(r"(?i)\b(client_secret|password)=([^&@\s]+)").expect("valid regex"));
         let Value::String(text) = body else { return translate_json(body) };
         let Some(found) = FORM_SECRET.captures(text) else { return translate_json(body) };
         let field = found[1].to_ascii_lowercase();
         let secret = secret_name(name, &field);
-        let replaced = FORM_SECRET.replace_all(text, |c: &regex::Captures| format!("{}=@{{secret('{secret}')}}", &c[1]));
+        let replaced =
+            FORM_SECRET.replace_all(text, |c: &regex::Captures| format!("{}=@{{secret('{secret}')}}", &c[1]));
         let translated = translate_text(&replaced)?;
-        self.report.note(name, format!("its {field} was written in the body: it now reads secret('{secret}'); set that secret"));
+        self.report.note(
+            name,
+            format!("its {field} was written in the body: it now reads secret('{secret}'); set that secret"),
+        );
         Ok(Value::String(translated))
     }
 
@@ -743,11 +838,8 @@ impl Cx<'_> {
         if self.renames.is_empty() {
             return;
         }
-        let rules: Vec<(Regex, String)> = self
-            .renames
-            .iter()
-            .flat_map(|(action, from, to)| rename_rules(action, from, to))
-            .collect();
+        let rules: Vec<(Regex, String)> =
+            self.renames.iter().flat_map(|(action, from, to)| rename_rules(action, from, to)).collect();
         rewrite_strings(actions, &rules);
     }
 }
@@ -789,7 +881,8 @@ fn rewrite_strings(value: &mut Yaml, rules: &[(Regex, String)]) {
 /// `HTTP_call`, `password` → `HTTP_CALL_PASSWORD`.
 fn secret_name(action: &str, field: &str) -> String {
     let raw = format!("{action}_{field}");
-    let mut name: String = raw.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+    let mut name: String =
+        raw.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
     while name.contains("__") {
         name = name.replace("__", "_");
     }
@@ -811,20 +904,31 @@ fn is_partner_center_event(schema: &Value) -> bool {
     has("EventName") && has("ResourceUri")
 }
 
-fn cron(frequency: &str, interval: u64, schedule: &Map<String, Value>, start: Option<&str>) -> Result<String, String> {
+fn cron(
+    frequency: &str,
+    interval: u64,
+    schedule: &Map<String, Value>,
+    start: Option<&str>,
+) -> Result<String, String> {
     if interval != 1 {
         return Err(format!("a schedule that repeats every {interval} {frequency}s has no cron equivalent"));
     }
     if schedule.contains_key("monthDays") || schedule.contains_key("monthlyOccurrences") {
-        return Err("monthly schedules (monthDays, monthlyOccurrences) have no coflow equivalent: write a `cron`".into());
+        return Err(
+            "monthly schedules (monthDays, monthlyOccurrences) have no coflow equivalent: write a `cron`"
+                .into(),
+        );
     }
     let at = start.and_then(|s| s.parse::<jiff::civil::DateTime>().ok());
     let list = |key: &str, default: String| -> Result<String, String> {
         match schedule.get(key) {
             None => Ok(default),
             Some(Value::Array(items)) if !items.is_empty() => {
-                let numbers: Option<Vec<String>> = items.iter().map(|i| whole(i).map(|n| n.to_string())).collect();
-                numbers.map(|n| n.join(",")).ok_or_else(|| format!("the schedule's `{key}` are not whole numbers"))
+                let numbers: Option<Vec<String>> =
+                    items.iter().map(|i| whole(i).map(|n| n.to_string())).collect();
+                numbers
+                    .map(|n| n.join(","))
+                    .ok_or_else(|| format!("the schedule's `{key}` are not whole numbers"))
             }
             Some(_) => Err(format!("the schedule's `{key}` is not a list")),
         }
@@ -896,7 +1000,8 @@ fn single_success(def: &Value) -> Option<&str> {
     let run_after = def.get("runAfter")?.as_object()?;
     let (name, statuses) = run_after.iter().next().filter(|_| run_after.len() == 1)?;
     let statuses = statuses.as_array()?;
-    let only_success = statuses.len() == 1 && statuses[0].as_str().is_some_and(|s| s.eq_ignore_ascii_case("succeeded"));
+    let only_success =
+        statuses.len() == 1 && statuses[0].as_str().is_some_and(|s| s.eq_ignore_ascii_case("succeeded"));
     only_success.then_some(name.as_str())
 }
 
@@ -938,7 +1043,8 @@ fn case_key(value: &Value) -> Option<Yaml> {
 }
 
 fn initialize_variable(inputs: &Value) -> Result<Body, String> {
-    let variables = inputs.get("variables").and_then(Value::as_array).ok_or("Initialize variable has no `variables`")?;
+    let variables =
+        inputs.get("variables").and_then(Value::as_array).ok_or("Initialize variable has no `variables`")?;
     let [variable] = variables.as_slice() else {
         return Err("Initialize variable declares exactly one variable".into());
     };
@@ -1030,7 +1136,11 @@ fn retry(inputs: &Value) -> Result<Option<Yaml>, String> {
             let count = whole(count).ok_or("the retry policy's `count` is not a whole number")?;
             out.insert(key("count"), Yaml::Number(count.into()));
         }
-        for (from, to) in [("interval", "interval"), ("minimumInterval", "min_interval"), ("maximumInterval", "max_interval")] {
+        for (from, to) in [
+            ("interval", "interval"),
+            ("minimumInterval", "min_interval"),
+            ("maximumInterval", "max_interval"),
+        ] {
             if let Some(value) = policy.get(from).and_then(Value::as_str) {
                 out.insert(key(to), key(value));
             }
@@ -1069,8 +1179,10 @@ mod tests {
 
     #[test]
     fn schedules_become_cron() {
-        let schedule: Map<String, Value> =
-            serde_json::from_value(json!({"hours": ["6", 18], "minutes": [30], "weekDays": ["Monday", "Friday"]})).unwrap();
+        let schedule: Map<String, Value> = serde_json::from_value(
+            json!({"hours": ["6", 18], "minutes": [30], "weekDays": ["Monday", "Friday"]}),
+        )
+        .unwrap();
         assert_eq!(cron("week", 1, &schedule, None).unwrap(), "30 6,18 * * 1,5");
         assert!(cron("day", 2, &schedule, None).is_err());
     }

@@ -6,7 +6,8 @@
 //!   `Microsoft.Flow/flows/*/definition.json`); and it writes one YAML file per flow.
 //! - [`definition`] walks the trigger and actions, [`conditions`] turns the designer's condition
 //!   objects into expressions, [`connectors`] maps Salesforce and Partner Center calls to coflow
-//!   operations, and [`report`] says what was translated, what needs attention and why.
+//!   operations, [`emit`] writes the YAML, and [`report`] says what was translated, what needs
+//!   attention and why.
 //!
 //! Every `@…` expression goes through [`crate::expr::pa`]. What cannot be translated becomes a
 //! `type: unsupported` placeholder that `coflow validate` reports by name; the written file is
@@ -15,6 +16,7 @@
 mod conditions;
 mod connectors;
 mod definition;
+mod emit;
 mod report;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -130,7 +132,8 @@ pub fn import(path: &Path, options: &ImportOptions) -> Result<ImportReport, Impo
             translate(source, &name)
         })
         .collect();
-    let targets: Vec<PathBuf> = imported.iter().map(|f| options.out.join(format!("{}.yaml", f.name))).collect();
+    let targets: Vec<PathBuf> =
+        imported.iter().map(|f| options.out.join(format!("{}.yaml", f.name))).collect();
     if !options.force {
         if let Some(existing) = targets.iter().find(|t| t.exists()) {
             return Err(ImportError::Exists { path: existing.display().to_string() });
@@ -167,8 +170,11 @@ pub fn translate(source: &SourceFlow, name: &str) -> ImportedFlow {
 pub fn read_export(path: &Path) -> Result<Vec<SourceFlow>, ImportError> {
     let shown = path.display().to_string();
     let bytes = read_limited(std::fs::File::open(path), &shown)?;
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let file_name = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| shown.clone());
+    // `sync.flow.json` → `sync`.
+    let stem = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = stem.split('.').next().unwrap_or_default().to_string();
+    let file_name =
+        path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| shown.clone());
     let flows = if bytes.starts_with(b"PK\x03\x04") {
         read_zip(&bytes, &file_name, &shown)?
     } else {
@@ -191,7 +197,8 @@ fn read_limited(file: std::io::Result<impl Read>, shown: &str) -> Result<Vec<u8>
 fn parse_json(bytes: &[u8], shown: &str) -> Result<Value, ImportError> {
     // Exports saved by Windows tools may start with a byte order mark.
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    serde_json::from_slice(bytes).map_err(|e| ImportError::NotJson { path: shown.to_string(), message: e.to_string() })
+    serde_json::from_slice(bytes)
+        .map_err(|e| ImportError::NotJson { path: shown.to_string(), message: e.to_string() })
 }
 
 /// The flows in one JSON document: a flow, an ARM template, or a bare definition.
@@ -210,7 +217,11 @@ fn flows_in_json(value: &Value, origin: &str, fallback_name: &str) -> Vec<Source
     if let Some(resources) = value.get("resources").and_then(Value::as_array) {
         return resources
             .iter()
-            .filter(|r| r.get("type").and_then(Value::as_str).is_some_and(|t| t.eq_ignore_ascii_case("Microsoft.Logic/workflows")))
+            .filter(|r| {
+                r.get("type")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| t.eq_ignore_ascii_case("Microsoft.Logic/workflows"))
+            })
             .filter_map(|r| {
                 let definition = r.pointer("/properties/definition")?;
                 let name = arm_name(value, r.get("name").and_then(Value::as_str).unwrap_or(fallback_name));
@@ -224,8 +235,10 @@ fn flows_in_json(value: &Value, origin: &str, fallback_name: &str) -> Vec<Source
             })
             .collect();
     }
-    let definition = value.get("definition").filter(|d| d.get("triggers").is_some() || d.get("actions").is_some());
-    let definition = definition.or_else(|| (value.get("triggers").is_some() || value.get("actions").is_some()).then_some(value));
+    let definition =
+        value.get("definition").filter(|d| d.get("triggers").is_some() || d.get("actions").is_some());
+    let definition = definition
+        .or_else(|| (value.get("triggers").is_some() || value.get("actions").is_some()).then_some(value));
     definition
         .map(|definition| SourceFlow {
             display_name: fallback_name.to_string(),
@@ -261,7 +274,8 @@ fn arm_name(template: &Value, name: &str) -> String {
 /// The flows of a solution zip (`Workflows/*.json`) or a legacy package
 /// (`Microsoft.Flow/flows/<guid>/definition.json`).
 fn read_zip(bytes: &[u8], file_name: &str, shown: &str) -> Result<Vec<SourceFlow>, ImportError> {
-    let zip_error = |e: zip::result::ZipError| ImportError::Zip { path: shown.to_string(), message: e.to_string() };
+    let zip_error =
+        |e: zip::result::ZipError| ImportError::Zip { path: shown.to_string(), message: e.to_string() };
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(zip_error)?;
     let names: Vec<String> = archive.file_names().map(str::to_string).collect();
     let display_names = match names.iter().find(|n| n.eq_ignore_ascii_case("customizations.xml")) {
@@ -283,7 +297,11 @@ fn read_zip(bytes: &[u8], file_name: &str, shown: &str) -> Result<Vec<SourceFlow
     Ok(flows)
 }
 
-fn read_entry(archive: &mut zip::ZipArchive<std::io::Cursor<&[u8]>>, entry: &str, shown: &str) -> Result<Vec<u8>, ImportError> {
+fn read_entry(
+    archive: &mut zip::ZipArchive<std::io::Cursor<&[u8]>>,
+    entry: &str,
+    shown: &str,
+) -> Result<Vec<u8>, ImportError> {
     let file = archive.by_name(entry).map_err(|e| std::io::Error::other(e.to_string()));
     read_limited(file, &format!("{shown}: {entry}"))
 }
@@ -297,12 +315,16 @@ fn is_flow_entry(name: &str) -> bool {
 
 /// Workflow GUID (upper case, no braces) → display name, from a solution's customizations.xml.
 fn workflow_names(xml: &str) -> BTreeMap<String, String> {
-    static WORKFLOW: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"<Workflow\s([^>]*)>").expect("valid regex"));
-    static ATTRIBUTE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r#"(\w+)="([^"]*)""#).expect("valid regex"));
+    static WORKFLOW: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"<Workflow\s([^>]*)>").expect("valid regex"));
+    static ATTRIBUTE: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r#"(\w+)="([^"]*)""#).expect("valid regex"));
     let mut names = BTreeMap::new();
     for tag in WORKFLOW.captures_iter(xml) {
-        let attributes: BTreeMap<&str, &str> =
-            ATTRIBUTE.captures_iter(tag.get(1).map_or("", |m| m.as_str())).filter_map(|a| Some((a.get(1)?.as_str(), a.get(2)?.as_str()))).collect();
+        let attributes: BTreeMap<&str, &str> = ATTRIBUTE
+            .captures_iter(tag.get(1).map_or("", |m| m.as_str()))
+            .filter_map(|a| Some((a.get(1)?.as_str(), a.get(2)?.as_str())))
+            .collect();
         let (Some(id), Some(name)) = (attributes.get("WorkflowId"), attributes.get("Name")) else { continue };
         let id = id.trim_matches(|c| c == '{' || c == '}').to_ascii_uppercase();
         names.insert(id, unescape_xml(name));
@@ -311,7 +333,11 @@ fn workflow_names(xml: &str) -> BTreeMap<String, String> {
 }
 
 fn unescape_xml(text: &str) -> String {
-    text.replace("&quot;", "\"").replace("&apos;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    text.replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 static GUID_SUFFIX: LazyLock<Regex> = LazyLock::new(|| {
@@ -336,7 +362,9 @@ pub fn kebab(display: &str) -> String {
     let mut previous: Option<char> = None;
     for c in display.chars() {
         if c.is_ascii_alphanumeric() {
-            let boundary = camel && c.is_ascii_uppercase() && previous.is_some_and(|p| p.is_ascii_lowercase() || p.is_ascii_digit());
+            let boundary = camel
+                && c.is_ascii_uppercase()
+                && previous.is_some_and(|p| p.is_ascii_lowercase() || p.is_ascii_digit());
             if boundary {
                 out.push('-');
             }
@@ -382,7 +410,10 @@ mod tests {
     fn solution_customizations_name_the_workflows() {
         let xml = r#"<Workflows><Workflow WorkflowId="{b8befeee-91b3-ed11-83fe-0022489acd39}" Name="Sync &amp; Notify"><JsonFileName>/Workflows/x.json</JsonFileName></Workflow></Workflows>"#;
         let names = workflow_names(xml);
-        assert_eq!(names.get("B8BEFEEE-91B3-ED11-83FE-0022489ACD39").map(String::as_str), Some("Sync & Notify"));
+        assert_eq!(
+            names.get("B8BEFEEE-91B3-ED11-83FE-0022489ACD39").map(String::as_str),
+            Some("Sync & Notify")
+        );
         assert!(is_flow_entry("Workflows/Sync-B8BEFEEE-91B3-ED11-83FE-0022489ACD39.json"));
         assert!(is_flow_entry("Microsoft.Flow/flows/1234/definition.json"));
         assert!(!is_flow_entry("Workflows/sub/x.json"));

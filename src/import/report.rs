@@ -76,7 +76,12 @@ impl FlowReport {
         let _ = writeln!(out, "  wrote {}", self.file);
         let total = self.translated.len() + self.actions_needing_attention();
         let trigger = if self.trigger_translated { "the trigger and " } else { "" };
-        let _ = writeln!(out, "  translated: {trigger}{} of {total} action{}", self.translated.len(), plural(total));
+        let _ = writeln!(
+            out,
+            "  translated: {trigger}{} of {total} action{}",
+            self.translated.len(),
+            plural(total)
+        );
         if !self.attention.is_empty() {
             let _ = writeln!(out, "  needs attention ({}):", self.attention.len());
             for item in &self.attention {
