@@ -295,6 +295,88 @@ fn untranslatable_triggers_and_options_are_reported() {
     assert_eq!(codes, ["unsupported_trigger"]);
 }
 
+#[test]
+fn problems_validation_would_find_are_in_the_report() {
+    // `Early` reads `Late`, which runs after it: the translation is faithful, the flow is not.
+    let definition = json!({
+        "triggers": {"manual": {"type": "Request", "kind": "Button", "inputs": {"schema": {}}}},
+        "actions": {
+            "Early": {"type": "Compose", "inputs": "@outputs('Late')", "runAfter": {}},
+            "Late": {"type": "Compose", "inputs": 1, "runAfter": {"Early": ["Succeeded"]}}
+        }
+    });
+    let source = SourceFlow {
+        display_name: "Out of order".into(),
+        origin: "test".into(),
+        description: None,
+        definition,
+        connection_references: Default::default(),
+    };
+    let flow = import::translate(&source, "out-of-order");
+    assert_eq!(flow.report.translated, ["Early", "Late"]);
+    let attention: Vec<(&str, &str)> =
+        flow.report.attention.iter().map(|a| (a.action.as_str(), a.reason.as_str())).collect();
+    assert_eq!(attention.len(), 1, "{attention:?}");
+    assert_eq!(attention[0].0, "(validate)");
+    assert!(
+        attention[0].1.contains("`Early` refers to `Late`, which cannot have run before it"),
+        "{attention:?}"
+    );
+}
+
+#[test]
+fn partner_center_http_calls_become_connector_operations() {
+    let call = |method: &str, uri: &str, body: Value| {
+        json!({"type": "Http", "runAfter": {}, "inputs": {"method": method, "uri": uri, "body": body,
+            "headers": {"Authorization": "Bearer @{variables('token')}", "If-Match": "@variables('etag')"}}})
+    };
+    let referrals = "https://api.partner.microsoft.com/v1.0/engagements/referrals";
+    let registration = "https://api.partnercenter.microsoft.com/webhooks/v1/registration";
+    let actions = json!({
+        "Init_token": {"type": "InitializeVariable", "runAfter": {}, "inputs": {"variables": [{"name": "token", "type": "String", "value": ""}]}},
+        "Init_etag": {"type": "InitializeVariable", "runAfter": {"Init_token": ["Succeeded"]}, "inputs": {"variables": [{"name": "etag", "type": "String", "value": ""}]}},
+        "Create": call("POST", referrals, json!({"name": "@triggerBody()?['name']"})),
+        "Replace": call("PUT", &format!("{referrals}/@{{body('Create')?['id']}}"), json!({"status": "Active"})),
+        "Patch": call("PATCH", &format!("{referrals}/@{{body('Create')?['id']}}"), json!([{"op": "replace", "path": "/status", "value": "Closed"}])),
+        "Register": call("POST", registration, json!({"WebhookUrl": "https://sync.example.com/hook", "WebhookEvents": ["referral-created"]})),
+        "Test_event": call("POST", &format!("{registration}/validationEvents"), Value::Null),
+    });
+    let mut actions: serde_json::Map<String, Value> = serde_json::from_value(actions).expect("map");
+    let mut previous = "Init_etag".to_string();
+    for name in ["Create", "Replace", "Patch", "Register", "Test_event"] {
+        actions[name]["runAfter"] = json!({previous.as_str(): ["Succeeded"]});
+        previous = name.to_string();
+    }
+    let source = SourceFlow {
+        display_name: "PC calls".into(),
+        origin: "test".into(),
+        description: None,
+        definition: json!({"triggers": {"manual": {"type": "Request", "kind": "Http"}}, "actions": actions}),
+        connection_references: Default::default(),
+    };
+    let flow = import::translate(&source, "pc-calls");
+    assert!(!flow.report.needs_attention(), "{:#?}", flow.report.attention);
+    let def: Value = serde_yaml::from_str(&flow.yaml).expect("yaml");
+    let a = &def["actions"];
+    assert_eq!(
+        a["Create"],
+        json!({"type": "partner_center.create_referral", "inputs": {"referral": {"name": "{{ opt(triggerBody(), 'name') }}"}}})
+    );
+    assert_eq!(a["Replace"]["type"], json!("partner_center.update_referral"));
+    assert_eq!(
+        a["Replace"]["inputs"],
+        json!({"id": "{{ string(opt(body('Create'), 'id')) }}", "changes": {"status": "Active"}})
+    );
+    assert_eq!(a["Patch"]["type"], json!("partner_center.patch_referral"));
+    assert_eq!(a["Patch"]["inputs"]["etag"], json!("{{ variables('etag') }}"));
+    assert_eq!(
+        a["Register"],
+        json!({"type": "partner_center.register_webhook", "inputs": {"overwrite": false, "url": "https://sync.example.com/hook", "events": ["referral-created"]}})
+    );
+    assert_eq!(a["Test_event"], json!({"type": "partner_center.validate"}));
+    assert_eq!(def["connections"], json!({"pc": "partner_center"}));
+}
+
 // ---- the command line: import → validate → graph ----------------------------------------------
 
 #[test]
