@@ -39,6 +39,11 @@ impl Mapped {
         self.notes.push(note.into());
         self
     }
+
+    fn renamed(mut self, from: &'static str, to: &'static str) -> Self {
+        self.renames.push((from, to));
+        self
+    }
 }
 
 /// A mapping, or why there is none.
@@ -197,13 +202,6 @@ fn salesforce(operation: &str, params: &Map<String, Value>) -> Mapping {
         _ => Err(format!(
             "Salesforce operation `{operation}` has no coflow equivalent (coflow offers get_record, create_record, update_record, upsert_record, delete_record and query)"
         )),
-    }
-}
-
-impl Mapped {
-    fn renamed(mut self, from: &'static str, to: &'static str) -> Self {
-        self.renames.push((from, to));
-        self
     }
 }
 

@@ -133,10 +133,8 @@ pub(super) fn translate(source: &SourceFlow, name: &str) -> (String, FlowReport)
 
     let mut doc = Mapping::new();
     doc.insert(key("name"), key(name));
-    let description = source
-        .description
-        .clone()
-        .unwrap_or_else(|| format!("Imported from the Power Automate flow \"{}\".", source.display_name));
+    let description =
+        source.description.clone().unwrap_or_else(|| format!("Imported from \"{}\".", source.display_name));
     doc.insert(key("description"), key(&description));
     if !parameters.is_empty() {
         doc.insert(key("parameters"), Yaml::Mapping(parameters));
@@ -165,7 +163,7 @@ fn alias(connector: &str) -> &'static str {
 fn header(source: &SourceFlow, report: &FlowReport) -> String {
     let mut text = String::from("# yaml-language-server: $schema=../schemas/flow.schema.json\n");
     text.push_str(&format!(
-        "# Imported by `coflow import` from the Power Automate flow \"{}\" ({}).\n",
+        "# Imported by `coflow import` from \"{}\" ({}).\n",
         one_line(&source.display_name),
         one_line(&source.origin)
     ));
