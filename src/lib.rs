@@ -14,6 +14,7 @@
 //! - [`store`]: durable events, queue and run history (SQLite or PostgreSQL).
 //! - [`server`]: `coflow serve`, webhooks, scheduling, workers, admin API and web UI.
 //! - [`sandbox`]: loopback emulators of the Partner Center and Salesforce APIs.
+//! - [`import`]: Power Automate and Logic Apps exports translated into flow files.
 //! - [`cli`]: the `coflow` command line.
 
 pub mod cli;
@@ -21,6 +22,7 @@ pub mod connectors;
 pub mod engine;
 pub mod expr;
 pub mod flow;
+pub mod import;
 pub mod sandbox;
 pub mod server;
 pub mod store;

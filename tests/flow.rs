@@ -63,6 +63,7 @@ broken_fixtures!(
     unknown_connector,
     unknown_operation,
     undeclared_connection,
+    unsupported_placeholder,
     two_errors,
 );
 

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod eval;
 mod graph;
+mod import;
 mod validate;
 
 /// coflow runs declarative flows with Power Automate semantics.
@@ -89,6 +90,21 @@ pub enum Command {
         /// Read the expression as Power Automate syntax.
         #[arg(long)]
         pa: bool,
+    },
+    /// Translate a Power Automate / Logic Apps export (definition JSON, flow JSON or solution
+    /// zip) into flow files, and report what needs attention.
+    Import {
+        /// The export file.
+        file: PathBuf,
+        /// Folder the flow files are written to.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        /// Overwrite flow files that exist.
+        #[arg(long)]
+        force: bool,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
     },
     /// Start the Partner Center and Salesforce emulators on loopback.
     Sandbox {
@@ -193,6 +209,7 @@ pub fn main() -> ExitCode {
             run::run(&flow, event.as_deref(), dry_run, json, config.as_deref())
         }
         Command::Eval { expr, data, pa } => eval::run(&expr, data.as_deref(), pa),
+        Command::Import { file, out, force, format } => import::run(&file, &out, force, format),
         Command::Sandbox {
             salesforce_addr,
             partner_center_addr,

@@ -82,6 +82,62 @@ pub fn translate_expression(expr: &str) -> Result<String, ExprError> {
     Ok(node)
 }
 
+/// Translates a JSON value from a Power Automate definition into one coflow expression, as the
+/// designer's condition objects need for their operands: `"@x"` → `x`, `"a@{x}"` →
+/// `concat('a', x)`, other text → a quoted literal, numbers, booleans, `null`, arrays and objects
+/// → minijinja literals.
+pub fn translate_operand(value: &serde_json::Value) -> Result<String, ExprError> {
+    use serde_json::Value;
+    Ok(match value {
+        Value::Null => "none".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(text) => text_operand(text)?,
+        Value::Array(items) => {
+            let items: Result<Vec<String>, ExprError> = items.iter().map(translate_operand).collect();
+            format!("[{}]", items?.join(", "))
+        }
+        Value::Object(map) => {
+            let mut entries = Vec::with_capacity(map.len());
+            for (key, value) in map {
+                entries.push(format!("{}: {}", quote(key), translate_operand(value)?));
+            }
+            format!("{{{}}}", entries.join(", "))
+        }
+    })
+}
+
+fn text_operand(text: &str) -> Result<String, ExprError> {
+    if let Some(rest) = text.strip_prefix("@@") {
+        return Ok(quote(&format!("@{}", rest.replace("@@", "@"))));
+    }
+    if let Some(body) = text.strip_prefix('@') {
+        if !body.starts_with('{') {
+            return translate_expression(body).map_err(|e| shift(e, 1, text));
+        }
+    }
+    let parts = split_interpolations(text)?;
+    let mut pieces: Vec<String> = parts
+        .into_iter()
+        .map(|part| match part {
+            Segment::Text(t) => quote(&t),
+            Segment::Expr(e) => e,
+        })
+        .collect();
+    Ok(match pieces.len() {
+        0 => "''".into(),
+        1 if text.starts_with("@{") => format!("string({})", pieces.remove(0)),
+        1 => pieces.remove(0),
+        _ => format!("concat({})", pieces.join(", ")),
+    })
+}
+
+/// The coflow name of a Power Automate function (`utcnow` → `utcNow`, `and` → `and_`), or an
+/// error saying it is unknown or unsupported.
+pub fn translate_function_name(name: &str) -> Result<&'static str, ExprError> {
+    Parser::new(name).function_name(name, 0)
+}
+
 /// Moves an error's position by `by` characters and sets its source to `source`.
 fn shift(mut e: ExprError, by: usize, source: &str) -> ExprError {
     if by > 0 {
@@ -482,6 +538,23 @@ mod tests {
         assert_eq!(translate_value("@@x").unwrap(), "@x");
         assert_eq!(translate_value("a@b.com").unwrap(), "a@b.com");
         assert_eq!(translate_value("{{x}}").unwrap(), "{{ '{{' }}x}}");
+    }
+
+    #[test]
+    fn translates_operands() {
+        use serde_json::json;
+        assert_eq!(translate_operand(&json!("@variables('n')")).unwrap(), "variables('n')");
+        assert_eq!(translate_operand(&json!("it's")).unwrap(), r"'it\'s'");
+        assert_eq!(
+            translate_operand(&json!("id-@{item()?['x']}!")).unwrap(),
+            "concat('id-', opt(item(), 'x'), '!')"
+        );
+        assert_eq!(translate_operand(&json!("@{add(1, 2)}")).unwrap(), "string(add(1, 2))");
+        assert_eq!(translate_operand(&json!(["@true", 2, null])).unwrap(), "[true, 2, none]");
+        assert_eq!(translate_operand(&json!({"a": "b"})).unwrap(), "{'a': 'b'}");
+        assert_eq!(translate_operand(&json!("@@home")).unwrap(), "'@home'");
+        assert_eq!(translate_function_name("greaterorequals").unwrap(), "greaterOrEquals");
+        assert!(translate_function_name("xpath").unwrap_err().message.contains("not supported"));
     }
 
     #[test]

@@ -274,6 +274,12 @@ impl<'d> Compiler<'d> {
                 connection = t.connection.as_ref().map(|c| c.value.clone());
                 settings.extend(t.settings.iter().map(|(k, v)| (k.clone(), v.to_json())));
             }
+            TriggerDef::Unsupported(t) => self.error(
+                "unsupported_trigger",
+                t.reason.span,
+                format!("the trigger is a placeholder for one that was not translated: {}", t.reason.value),
+                "replace it with a coflow trigger (manual, http, recurrence or `<connector>.<trigger>`); its source is under `original`",
+            ),
         }
         Trigger { kind: def.type_name(), connection, settings }
     }
@@ -703,6 +709,17 @@ impl<'d> Compiler<'d> {
                 }
             }
             ActionBody::Delay(d) => self.delay(def, d, at),
+            ActionBody::Unsupported(d) => {
+                let name = self.actions[id].name;
+                self.error(
+                    "unsupported_action",
+                    d.reason.span,
+                    format!("`{name}` is a placeholder for an action that was not translated: {}", d.reason.value),
+                    "replace it with coflow actions that do the same (its source is under `original`), or remove it",
+                );
+                // Never run: the error keeps the flow from loading.
+                ActionKind::Compose { inputs: Template::Literal(Value::Null) }
+            }
             ActionBody::Terminate(d) => {
                 self.not_in_loop(id, "terminate");
                 let status = match d.status.unwrap_or(TerminateStatus::Failed) {

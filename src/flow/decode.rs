@@ -13,7 +13,7 @@ use super::diagnostic::{Diagnostic, did_you_mean};
 use super::yaml::{Node, NodeValue, Span};
 
 /// Built-in action types, by their name in flow files.
-pub const BUILTIN_ACTION_TYPES: [&str; 20] = [
+pub const BUILTIN_ACTION_TYPES: [&str; 21] = [
     "compose",
     "parse_json",
     "select",
@@ -34,10 +34,11 @@ pub const BUILTIN_ACTION_TYPES: [&str; 20] = [
     "terminate",
     "response",
     "http",
+    "unsupported",
 ];
 
 /// Built-in trigger types.
-pub const BUILTIN_TRIGGER_TYPES: [&str; 3] = ["manual", "http", "recurrence"];
+pub const BUILTIN_TRIGGER_TYPES: [&str; 4] = ["manual", "http", "recurrence", "unsupported"];
 
 const RUN_AFTER_HINT: &str = "expected a list of statuses: succeeded, failed, skipped, timed_out";
 
@@ -333,6 +334,7 @@ fn trigger(node: &Node, cx: &mut Cx) -> Option<TriggerDef> {
             cron: f.get("cron").and_then(|n| text(n, cx)),
             time_zone: f.get("time_zone").and_then(|n| text(n, cx)).map(|s| s.value),
         })),
+        "unsupported" => Some(TriggerDef::Unsupported(unsupported(&mut f, cx))),
         other => match split_connector(other) {
             Some((connector, trigger)) => Some(TriggerDef::Connector(ConnectorTrigger {
                 connector,
@@ -507,6 +509,13 @@ fn body(type_name: &Spanned<String>, f: &mut Fields, cx: &mut Cx) -> Option<Acti
             authentication: f.get("authentication").cloned(),
             retry: f.get("retry").and_then(|n| retry(n, cx)),
         }),
+        "unsupported" => {
+            let def = unsupported(f, cx);
+            if let Some(original) = &def.original {
+                nested_action_names(original, &mut cx.broken);
+            }
+            ActionBody::Unsupported(def)
+        }
         other => {
             let Some((connector, operation)) = split_connector(other) else {
                 let hint = match did_you_mean(other, BUILTIN_ACTION_TYPES) {
@@ -536,6 +545,38 @@ fn body(type_name: &Spanned<String>, f: &mut Fields, cx: &mut Cx) -> Option<Acti
         }
     };
     Some(body)
+}
+
+fn unsupported(f: &mut Fields, cx: &mut Cx) -> UnsupportedDef {
+    let reason =
+        f.require("reason").and_then(|n| text(n, cx)).unwrap_or_else(|| spanned(String::new(), f.anchor));
+    UnsupportedDef { reason, original: f.get("original").cloned() }
+}
+
+/// Names of the actions nested in a placeholder's Power Automate source (`actions`, `else`,
+/// `cases`, `default`). They exist in the source, so a reference to one is not an unknown name;
+/// the placeholder itself is what gets reported.
+fn nested_action_names(original: &Node, names: &mut BTreeSet<String>) {
+    let NodeValue::Map(entries) = &original.value else { return };
+    for (key, value) in entries {
+        match key.key_text().as_deref() {
+            Some("actions") => {
+                let NodeValue::Map(actions) = &value.value else { continue };
+                for (name, action) in actions {
+                    names.extend(name.key_text());
+                    nested_action_names(action, names);
+                }
+            }
+            Some("else" | "default") => nested_action_names(value, names),
+            Some("cases") => {
+                let NodeValue::Map(cases) = &value.value else { continue };
+                for (_, case) in cases {
+                    nested_action_names(case, names);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 fn cases(node: &Node, cx: &mut Cx) -> Vec<(Node, ActionDefs)> {

@@ -134,6 +134,8 @@ pub enum TriggerDef {
     Recurrence(RecurrenceTrigger),
     /// `type: <connector>.<trigger>`.
     Connector(ConnectorTrigger),
+    /// `type: unsupported`: a trigger `coflow import` could not translate.
+    Unsupported(UnsupportedDef),
 }
 
 impl TriggerDef {
@@ -144,6 +146,7 @@ impl TriggerDef {
             TriggerDef::Http(_) => "http".into(),
             TriggerDef::Recurrence(_) => "recurrence".into(),
             TriggerDef::Connector(c) => format!("{}.{}", c.connector, c.trigger),
+            TriggerDef::Unsupported(_) => "unsupported".into(),
         }
     }
 }
@@ -416,6 +419,8 @@ pub enum ActionBody {
     Http(HttpDef),
     /// `<connector>.<operation>`.
     Connector(ConnectorDef),
+    /// `unsupported`: an action `coflow import` could not translate.
+    Unsupported(UnsupportedDef),
 }
 
 impl ActionBody {
@@ -723,4 +728,17 @@ pub struct ConnectorDef {
     /// Retry policy (default: 4 exponential retries).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryDef>,
+}
+
+/// A placeholder `coflow import` writes for a trigger or action it could not translate. A flow
+/// holding one does not load: compilation reports it by name with its reason, so nothing of the
+/// source is dropped without a trace.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UnsupportedDef {
+    /// Why it was not translated.
+    pub reason: Spanned<String>,
+    /// The source definition (Power Automate / Logic Apps JSON), for whoever replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<Node>,
 }

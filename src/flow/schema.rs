@@ -18,7 +18,7 @@ const CONNECTOR_TYPE_PATTERN: &str = r"^[A-Za-z0-9_]+\.[A-Za-z0-9_]+$";
 type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
 
 /// The built-in action types and the schema of their own keys.
-const ACTION_BODIES: [(&str, SchemaFn); 20] = [
+const ACTION_BODIES: [(&str, SchemaFn); 21] = [
     ("compose", ComposeDef::json_schema),
     ("parse_json", ParseJsonDef::json_schema),
     ("select", SelectDef::json_schema),
@@ -39,6 +39,7 @@ const ACTION_BODIES: [(&str, SchemaFn); 20] = [
     ("terminate", TerminateDef::json_schema),
     ("response", ResponseDef::json_schema),
     ("http", HttpDef::json_schema),
+    ("unsupported", UnsupportedDef::json_schema),
 ];
 
 /// The schema of flow files, as JSON.
@@ -154,6 +155,7 @@ impl JsonSchema for TriggerDef {
             variant(json!({"const": "manual"}), ManualTrigger::json_schema(generator), None, false),
             variant(json!({"const": "http"}), HttpTrigger::json_schema(generator), None, false),
             variant(json!({"const": "recurrence"}), RecurrenceTrigger::json_schema(generator), None, false),
+            variant(json!({"const": "unsupported"}), UnsupportedDef::json_schema(generator), None, false),
             variant(connector_type, ConnectorTrigger::json_schema(generator), None, true),
         ];
         json_schema!({
