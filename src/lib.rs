@@ -14,6 +14,7 @@
 //! - [`store`]: durable events, queue and run history (SQLite or PostgreSQL).
 //! - [`server`]: `coflow serve`, webhooks, scheduling, workers, admin API and web UI.
 //! - [`sandbox`]: loopback emulators of the Partner Center and Salesforce APIs.
+//! - [`testing`]: flow unit tests (`*.test.yaml`): mocked calls, expectations, reports.
 //! - [`cli`]: the `coflow` command line.
 
 pub mod cli;
@@ -24,3 +25,4 @@ pub mod flow;
 pub mod sandbox;
 pub mod server;
 pub mod store;
+pub mod testing;
