@@ -118,18 +118,35 @@ pub fn diff(expected: &Value, actual: &Value) -> String {
         if i > 0 {
             out.push_str("  ⋮\n");
         }
+        let mut removed: Vec<&str> = Vec::new();
         for op in group {
             for change in diff.iter_changes(op) {
+                let line = change.value().trim_end_matches('\n');
                 let sign = match change.tag() {
                     ChangeTag::Delete => '-',
                     ChangeTag::Insert => '+',
                     ChangeTag::Equal => ' ',
                 };
-                let _ = writeln!(out, "{sign} {}", change.value().trim_end_matches('\n'));
+                let _ = writeln!(out, "{sign} {line}");
+                match change.tag() {
+                    ChangeTag::Delete => removed.push(line),
+                    ChangeTag::Insert if removed.len() == 1 => {
+                        out.push_str(&caret(removed[0], line));
+                        removed.clear();
+                    }
+                    _ => removed.clear(),
+                }
             }
         }
     }
     out
+}
+
+/// A line pointing at the first character where a changed line differs from the line it
+/// replaced, so a long line's one-word change is found at a glance.
+fn caret(before: &str, after: &str) -> String {
+    let same = before.chars().zip(after.chars()).take_while(|(a, b)| a == b).count();
+    format!("  {}^\n", " ".repeat(same))
 }
 
 /// JUnit XML: one `testsuite` per file, one `testcase` per case; a file that does not load is
@@ -249,10 +266,9 @@ mod tests {
             text.starts_with("action `Create`: inputs: not as expected (- expected, + actual):\n{\n"),
             "{text}"
         );
-        assert!(
-            text.contains("-   \"StageName\": \"Qualification\",\n+   \"StageName\": \"Prospecting\","),
-            "{text}"
-        );
+        let changed = "-   \"StageName\": \"Qualification\",\n+   \"StageName\": \"Prospecting\",\n";
+        let caret = format!("  {}^\n", " ".repeat("  \"StageName\": \"".len()));
+        assert!(text.contains(&format!("{changed}{caret}")), "{text}");
     }
 
     #[test]
