@@ -263,7 +263,7 @@ mod tests {
         let long = Failure { message: "action `Create`: inputs".into(), values: Some((expected, actual)) };
         let text = failure_text(&long);
         assert!(
-            text.starts_with("action `Create`: inputs: not as expected (- expected, + actual):\n{\n"),
+            text.starts_with("action `Create`: inputs: not as expected (- expected, + actual):\n  {\n"),
             "{text}"
         );
         let changed = "-   \"StageName\": \"Qualification\",\n+   \"StageName\": \"Prospecting\",\n";
