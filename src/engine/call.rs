@@ -228,7 +228,7 @@ pub(crate) async fn http(
                 return answer;
             }
             match client.send(request.clone(), effect).await {
-                Ok(None) => Ok(dry_run_outputs(&request)),
+                Ok(None) => Ok(dry_run_outputs(request)),
                 Ok(Some(response)) if response.is_success() => {
                     Ok(response_outputs(response.status, &response.headers, &response.body))
                 }

@@ -205,6 +205,17 @@ fn children(kind: &ActionKind) -> Vec<&Block> {
     }
 }
 
+/// What every case of a file starts from.
+#[derive(Clone, Copy)]
+struct FileLevel<'d> {
+    flow: &'d Flow,
+    index: &'d FlowIndex,
+    def: &'d TestFileDef,
+    /// The file's `now`: `None` when not given, `Some(None)` for the system clock.
+    now: Option<Option<Timestamp>>,
+    mocks: &'d IndexMap<String, Mock>,
+}
+
 /// Checks a decoded file against its flow, collecting every problem.
 struct Checker<'a, 'n> {
     path: &'a Path,
@@ -237,11 +248,13 @@ impl<'a, 'n> Checker<'a, 'n> {
                 Some("add at least one case under `cases:`".into()),
             );
         }
+        let shared = FileLevel { flow: &flow, index: &index, def, now: file_now, mocks: &file_mocks };
         let mut names = HashMap::new();
         let mut cases = Vec::new();
         for (position, case) in def.cases.iter().enumerate() {
             let base = [key("cases"), Step::Index(position)];
-            if let Some(first) = names.insert(case.name.clone(), position) {
+            let first = *names.entry(case.name.clone()).or_insert(position);
+            if first != position {
                 let span = self.at.span(&[base[0].clone(), base[1].clone(), key("name")]);
                 self.error(
                     "duplicate_case",
@@ -250,8 +263,7 @@ impl<'a, 'n> Checker<'a, 'n> {
                     Some(format!("case {} has this name already; give each case its own name", first + 1)),
                 );
             }
-            let built = self.case(&flow, &index, def, case, &base, file_now, &file_mocks);
-            cases.extend(built);
+            cases.extend(self.case(&shared, case, &base));
         }
         Some(TestFile { path: self.path.to_path_buf(), flow, cases })
     }
@@ -277,7 +289,7 @@ impl<'a, 'n> Checker<'a, 'n> {
 
     /// `None` is the system clock.
     fn now(&mut self, text: Option<&str>, steps: &[Step]) -> Option<Option<Timestamp>> {
-        let Some(text) = text else { return None };
+        let text = text?;
         if text == "system" {
             return Some(None);
         }
@@ -437,17 +449,8 @@ impl<'a, 'n> Checker<'a, 'n> {
         None
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn case(
-        &mut self,
-        flow: &Flow,
-        index: &FlowIndex,
-        file: &TestFileDef,
-        case: &CaseDef,
-        base: &[Step],
-        file_now: Option<Option<Timestamp>>,
-        file_mocks: &IndexMap<String, Mock>,
-    ) -> Option<Case> {
+    fn case(&mut self, shared: &FileLevel<'_>, case: &CaseDef, base: &[Step]) -> Option<Case> {
+        let FileLevel { flow, index, def: file, now: file_now, mocks: file_mocks } = *shared;
         let at = |more: &str| {
             let mut steps = base.to_vec();
             steps.push(key(more));
@@ -648,7 +651,7 @@ fn hint_from(name: &str, known: &[&str], these: &str) -> String {
         return format!("did you mean `{close}`?");
     }
     if known.is_empty() {
-        return "it has none".into();
+        return "the flow has none".into();
     }
     format!("{these}: {}", known.join(", "))
 }

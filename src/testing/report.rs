@@ -99,7 +99,8 @@ pub fn failure_text(failure: &Failure) -> String {
     if expected_line.chars().count() <= INLINE_WIDTH && actual_line.chars().count() <= INLINE_WIDTH {
         return format!("{}: expected {expected_line}, got {actual_line}", failure.message);
     }
-    format!("{}: not as expected (- expected, + actual):\n{}", failure.message, diff(expected, actual))
+    let diff = diff(expected, actual);
+    format!("{}: not as expected (- expected, + actual):\n{}", failure.message, diff.trim_end())
 }
 
 fn compact(value: &Value) -> String {
