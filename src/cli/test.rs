@@ -12,7 +12,7 @@ use clap::ValueEnum;
 
 use crate::flow::Diagnostics;
 use crate::testing::report::{self, Summary};
-use crate::testing::{self, FileReport};
+use crate::testing::{self, FileOutcome, FileReport};
 
 /// Where tests are looked for when no path is given.
 const DEFAULT_PATHS: [&str; 2] = ["flows", "tests/flows"];
@@ -48,7 +48,15 @@ pub fn run(paths: &[PathBuf], format: TestFormat, junit_file: Option<&Path>) -> 
     let total = started.elapsed();
     match format {
         TestFormat::Text => print!("{}", report::text(&reports, total)),
-        TestFormat::Junit => print!("{}", report::junit(&reports, total)),
+        TestFormat::Junit => {
+            print!("{}", report::junit(&reports, total));
+            // The XML goes to a CI report; people reading the log still see what is broken.
+            for report in &reports {
+                if let FileOutcome::Broken(diagnostics) = &report.outcome {
+                    eprintln!("{diagnostics}\n");
+                }
+            }
+        }
     }
     if let Some(path) = junit_file {
         std::fs::write(path, report::junit(&reports, total))

@@ -71,10 +71,9 @@ fn decode(root: &Node, found: &mut Vec<Diagnostic>) -> Option<TestFileDef> {
                     locator.key(parent, &name)
                 })
                 .unwrap_or_else(|| locator.span(&steps));
-            found.push(
-                Diagnostic::error("test_shape", span, message)
-                    .with_hint("schemas/flow-test.schema.json lists every key a test file takes"),
-            );
+            found.push(Diagnostic::error("test_shape", span, message).with_hint(
+                "schemas/flow-test.schema.json describes every key of a test file and what it takes",
+            ));
             None
         }
     }
@@ -275,12 +274,17 @@ impl<'a, 'n> Checker<'a, 'n> {
         let errors = diagnostics.errors().count();
         if flow.is_none() || errors > 0 {
             let span = self.at.span(&[key("flow")]);
-            let message = if flow_path.exists() {
-                format!("the flow {} does not load ({errors} error(s), listed below)", flow_path.display())
+            let (message, hint) = if flow_path.exists() {
+                let message = format!(
+                    "the flow {} does not load ({errors} error(s), listed below)",
+                    flow_path.display()
+                );
+                (message, None)
             } else {
-                format!("there is no flow at {}", flow_path.display())
+                let message = format!("there is no flow at {}", flow_path.display());
+                (message, Some("`flow` is a path relative to this test file".to_string()))
             };
-            self.error("flow", span, message, Some("`flow` is a path relative to this test file".into()));
+            self.error("flow", span, message, hint);
             self.found.extend(diagnostics.errors().cloned());
             return None;
         }
