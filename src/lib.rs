@@ -15,6 +15,7 @@
 //! - [`server`]: `coflow serve`, webhooks, scheduling, workers, admin API and web UI.
 //! - [`sandbox`]: loopback emulators of the Partner Center and Salesforce APIs.
 //! - [`import`]: Power Automate and Logic Apps exports translated into flow files.
+//! - [`testing`]: flow unit tests (`*.test.yaml`): mocked calls, expectations, reports.
 //! - [`cli`]: the `coflow` command line.
 
 pub mod cli;
@@ -26,3 +27,4 @@ pub mod import;
 pub mod sandbox;
 pub mod server;
 pub mod store;
+pub mod testing;

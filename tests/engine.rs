@@ -13,11 +13,12 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::any;
 use coflow::connectors::{
-    Connector, ConnectorError, Effect, HttpClient, HttpRequest, OperationCall, OperationOutput, OperationSpec,
+    Connector, ConnectorError, Effect, HttpClient, HttpRequest, HttpResponse, OperationCall, OperationOutput,
+    OperationSpec,
 };
 use coflow::engine::{
-    self, ActionEvent, ActionResult, CancelToken, Observer, ResponseRecord, Run, RunOptions, Status,
-    TokioClock, TriggerEvent,
+    self, ActionError, ActionEvent, ActionResult, CancelToken, MockAnswer, Mocks, Observer, OutboundCall,
+    ResponseRecord, Run, RunOptions, Status, TokioClock, TriggerEvent,
 };
 use coflow::flow::Flow;
 use futures::future::BoxFuture;
@@ -1231,6 +1232,141 @@ actions:
     let record = serde_json::to_string(&run).unwrap();
     assert!(!record.contains("s3cr3t-token"), "{record}");
     assert_eq!(outputs(&run, "call")["request"]["headers"]["Authorization"], json!("Bearer ***"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mocked calls (the seam `coflow test` uses)
+
+/// Answers every call from a script, one answer per attempt, and remembers what it saw.
+#[derive(Debug)]
+struct MockScript {
+    answers: Mutex<VecDeque<MockAnswer>>,
+    seen: Mutex<Vec<(String, String, u32, Value)>>,
+}
+
+impl MockScript {
+    fn new(answers: Vec<MockAnswer>) -> Arc<Self> {
+        Arc::new(MockScript { answers: Mutex::new(answers.into()), seen: Mutex::default() })
+    }
+}
+
+impl Mocks for MockScript {
+    fn answer(&self, call: &OutboundCall<'_>) -> Option<MockAnswer> {
+        let seen = (call.action.to_string(), call.target.to_string(), call.attempt, call.inputs.clone());
+        self.seen.lock().unwrap().push(seen);
+        self.answers.lock().unwrap().pop_front()
+    }
+}
+
+fn answer(status: u16, body: Value) -> MockAnswer {
+    MockAnswer::Response(HttpResponse { status, headers: Default::default(), body })
+}
+
+const QUERY_FLOW: &str = r#"
+name: mocked
+trigger: {type: manual}
+actions:
+  find:
+    type: salesforce.query
+    inputs: {soql: "SELECT Id FROM Account WHERE Name = {{ soql_quote(triggerBody().name) }}"}
+  first_id:
+    type: compose
+    inputs: "{{ first(body('find').records).Id }}"
+"#;
+
+#[tokio::test(start_paused = true)]
+async fn mocks_answer_each_attempt_in_place_of_the_connection() {
+    let mocks = MockScript::new(vec![
+        answer(503, json!({"error": "busy"})),
+        answer(200, json!({"totalSize": 1, "records": [{"Id": "001A"}]})),
+    ]);
+    let mut options = options();
+    options.mocks = Some(mocks.clone());
+    let run =
+        engine::run(&load(QUERY_FLOW), TriggerEvent::from_body(json!({"name": "Fabrikam"})), &options).await;
+    assert!(run.succeeded(), "no connection is configured, yet the mocked call succeeds: {run:#?}");
+    let find = action(&run, "find");
+    assert_eq!(find.attempts, 2);
+    assert_eq!(find.retry_history[0].error.code, "Http503");
+    assert_eq!(find.inputs, Some(json!({"soql": "SELECT Id FROM Account WHERE Name = 'Fabrikam'"})));
+    assert_eq!(outputs(&run, "find")["statusCode"], json!(200));
+    assert_eq!(outputs(&run, "first_id"), json!("001A"));
+    let seen = mocks.seen.lock().unwrap().clone();
+    let attempts: Vec<(String, String, u32)> =
+        seen.iter().map(|(a, t, n, _)| (a.clone(), t.clone(), *n)).collect();
+    assert_eq!(
+        attempts,
+        [
+            ("find".to_string(), "salesforce.query".to_string(), 1),
+            ("find".to_string(), "salesforce.query".to_string(), 2)
+        ]
+    );
+    assert_eq!(seen[0].3, json!({"soql": "SELECT Id FROM Account WHERE Name = 'Fabrikam'"}));
+}
+
+#[tokio::test]
+async fn a_refused_call_fails_at_once_and_an_unanswered_one_is_left_to_the_connection() {
+    let refused = MockScript::new(vec![MockAnswer::Refused(ActionError::new("NotMocked", "no mock"))]);
+    let mut options = options();
+    options.mocks = Some(refused);
+    let run = engine::run(&load(QUERY_FLOW), TriggerEvent::from_body(json!({"name": "x"})), &options).await;
+    assert_eq!(status(&run, "find"), Status::Failed);
+    assert_eq!(action(&run, "find").attempts, 1);
+    assert_eq!(error_code(&run, "find"), "NotMocked");
+
+    // No answer: the call goes to the connection, and there is none.
+    options.mocks = Some(MockScript::new(Vec::new()));
+    let run = engine::run(&load(QUERY_FLOW), TriggerEvent::from_body(json!({"name": "x"})), &options).await;
+    assert_eq!(error_code(&run, "find"), "ConnectionNotFound");
+}
+
+#[tokio::test]
+async fn a_mocked_http_answer_is_recorded_like_a_real_one() {
+    let mocks = MockScript::new(vec![answer(201, json!({"id": 7}))]);
+    let mut options = options();
+    options.mocks = Some(mocks.clone());
+    let flow = load(
+        r#"
+name: mocked-http
+trigger: {type: manual}
+actions:
+  call:
+    type: http
+    method: POST
+    url: http://192.0.2.1/items
+    authentication: {type: bearer, token: s3cr3t-token}
+    body: {name: widget}
+"#,
+    );
+    let run = engine::run(&flow, TriggerEvent::default(), &options).await;
+    assert_eq!(outputs(&run, "call"), json!({"statusCode": 201, "headers": {}, "body": {"id": 7}}));
+    let seen = mocks.seen.lock().unwrap().clone();
+    assert_eq!(seen[0].1, "http");
+    assert_eq!(seen[0].3["headers"]["Authorization"], json!("Bearer ***"), "mocks see masked credentials");
+}
+
+#[tokio::test]
+async fn the_run_record_holds_each_variable_s_final_value() {
+    let run = run_yaml(
+        r#"
+name: vars
+trigger: {type: manual}
+actions:
+  count: {type: initialize_variable, name: count, variable_type: integer, value: 1}
+  names: {type: initialize_variable, name: names, variable_type: array}
+  loop:
+    type: foreach
+    items: [a, b, c]
+    actions:
+      add: {type: increment_variable, name: count}
+      remember: {type: append_to_array_variable, name: names, value: "{{ item() }}"}
+"#,
+    )
+    .await;
+    let variables: Vec<(&str, &Value)> = run.variables.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    assert_eq!(variables, [("count", &json!(4)), ("names", &json!(["a", "b", "c"]))]);
+    let record = serde_json::to_value(&run).unwrap();
+    assert_eq!(record["variables"], json!({"count": 4, "names": ["a", "b", "c"]}));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 pub mod run;
 pub mod sandbox;
 pub mod serve;
+pub mod test;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -79,6 +80,17 @@ pub enum Command {
         /// Connections file; defaults to `coflow.yaml` in the current folder when it exists.
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// Run flow unit tests (`*.test.yaml`) with mocked calls.
+    Test {
+        /// Test files or folders; default `flows/` and `tests/flows/`.
+        paths: Vec<PathBuf>,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t)]
+        format: test::TestFormat,
+        /// Also write a JUnit XML report to this file.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
     /// Evaluate an expression and print the result as JSON.
     Eval {
@@ -208,6 +220,7 @@ pub fn main() -> ExitCode {
         Command::Run { flow, event, dry_run, json, config } => {
             run::run(&flow, event.as_deref(), dry_run, json, config.as_deref())
         }
+        Command::Test { paths, format, junit } => test::run(&paths, format, junit.as_deref()),
         Command::Eval { expr, data, pa } => eval::run(&expr, data.as_deref(), pa),
         Command::Import { file, out, force, format } => import::run(&file, &out, force, format),
         Command::Sandbox {

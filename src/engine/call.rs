@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use super::Exec;
 use super::actions::render;
 use super::control::failed;
+use super::mock::{MockAnswer, OutboundCall};
 use super::record::{ActionError, ActionResult, Attempt, Status};
 use super::retry::{retry_count, retry_delay};
 use super::state::Frame;
@@ -39,13 +40,19 @@ impl CallFailure {
             error: ActionError::new(error.code(), error.to_string()),
         }
     }
+
+    /// A failure no retry can fix.
+    fn fatal(error: ActionError) -> Self {
+        CallFailure { error, outputs: None, retryable: false, retry_after: None }
+    }
 }
 
-/// Makes attempts until one succeeds, the failure is not retryable or the policy's retries are
-/// used up. The server's `Retry-After` wins over the policy's own wait (reference §2.5).
+/// Makes attempts (numbered from 1) until one succeeds, the failure is not retryable or the
+/// policy's retries are used up. The server's `Retry-After` wins over the policy's own wait
+/// (reference §2.5).
 async fn with_retries<F, Fut>(exec: &Exec<'_>, action: &Action, inputs: Value, mut attempt: F) -> ActionResult
 where
-    F: FnMut() -> Fut,
+    F: FnMut(u32) -> Fut,
     Fut: Future<Output = Result<Value, CallFailure>>,
 {
     let allowed = retry_count(&action.retry);
@@ -54,7 +61,7 @@ where
     loop {
         let started_at = exec.clock().now();
         result.attempts += 1;
-        let failure = match attempt().await {
+        let failure = match attempt(result.attempts).await {
             Ok(outputs) => {
                 result.outputs = Some(outputs);
                 return result;
@@ -162,6 +169,37 @@ fn response_outputs(status: u16, headers: &BTreeMap<String, String>, body: &Valu
     json!({"statusCode": status, "headers": headers, "body": body})
 }
 
+/// What the run's mocks answer for one attempt, shaped like the real call's outcome; `None`
+/// when there are no mocks or they let the call through.
+fn mocked(
+    exec: &Exec<'_>,
+    action: &Action,
+    frame: &Frame,
+    target: &str,
+    inputs: &Value,
+    attempt: u32,
+) -> Option<Result<Value, CallFailure>> {
+    let mocks = exec.options.mocks.as_ref()?;
+    let iterations = frame.iteration_path();
+    let call = OutboundCall { action: &action.name, iterations: &iterations, target, inputs, attempt };
+    Some(match mocks.answer(&call)? {
+        MockAnswer::Response(response) if response.is_success() => {
+            Ok(response_outputs(response.status, &response.headers, &response.body))
+        }
+        MockAnswer::Response(response) => {
+            let outputs = response_outputs(response.status, &response.headers, &response.body);
+            let mut failure = CallFailure::from_connector(response.into_error(exec.clock().now()));
+            // A failed `http` action keeps the response headers; connector failures do not.
+            if target == "http" {
+                failure.outputs = Some(outputs);
+            }
+            Err(failure)
+        }
+        MockAnswer::NoAnswer(message) => Err(CallFailure::from_connector(ConnectorError::Transport(message))),
+        MockAnswer::Refused(error) => Err(CallFailure::fatal(error)),
+    })
+}
+
 /// The `http` action: one request, retried per the action's policy.
 pub(crate) async fn http(
     exec: &Exec<'_>,
@@ -181,22 +219,30 @@ pub(crate) async fn http(
     let inputs = serde_json::to_value(request.masked()).unwrap_or(Value::Null);
     let effect = effect_of_method(&request.method);
     let client = &exec.options.http;
-    with_retries(exec, action, inputs, || async {
-        match client.send(request.clone(), effect).await {
-            Ok(None) => Ok(dry_run_outputs(&request)),
-            Ok(Some(response)) if response.is_success() => {
-                Ok(response_outputs(response.status, &response.headers, &response.body))
+    let recorded = inputs.clone();
+    with_retries(exec, action, inputs, |attempt| {
+        let recorded = &recorded;
+        let request = &request;
+        async move {
+            if let Some(answer) = mocked(exec, action, frame, "http", recorded, attempt) {
+                return answer;
             }
-            Ok(Some(response)) => {
-                let outputs = response_outputs(response.status, &response.headers, &response.body);
-                let error = response.into_error(exec.clock().now());
-                let mut failure = CallFailure::from_connector(error);
-                failure.error.message =
-                    format!("{} {} answered {}", request.method, request.url, failure.error.message);
-                failure.outputs = Some(outputs);
-                Err(failure)
+            match client.send(request.clone(), effect).await {
+                Ok(None) => Ok(dry_run_outputs(request)),
+                Ok(Some(response)) if response.is_success() => {
+                    Ok(response_outputs(response.status, &response.headers, &response.body))
+                }
+                Ok(Some(response)) => {
+                    let outputs = response_outputs(response.status, &response.headers, &response.body);
+                    let error = response.into_error(exec.clock().now());
+                    let mut failure = CallFailure::from_connector(error);
+                    failure.error.message =
+                        format!("{} {} answered {}", request.method, request.url, failure.error.message);
+                    failure.outputs = Some(outputs);
+                    Err(failure)
+                }
+                Err(error) => Err(CallFailure::from_connector(error)),
             }
-            Err(error) => Err(CallFailure::from_connector(error)),
         }
     })
     .await
@@ -238,29 +284,38 @@ pub(crate) async fn connector(
     target: Target<'_>,
     inputs: &Template,
 ) -> ActionResult {
-    let connector = match resolve(exec, &target) {
-        Ok(connector) => connector,
-        Err(error) => return failed(None, error),
-    };
+    let resolved = resolve(exec, &target);
+    // With mocks, a missing connection matters only to a call they let through.
+    if let (Err(error), None) = (&resolved, &exec.options.mocks) {
+        return failed(None, error.clone());
+    }
     let scope: Arc<dyn Scope> = frame.clone();
     let inputs = match render(inputs, &scope) {
         Ok(value) => value,
         Err(error) => return failed(None, error),
     };
     let operation = target.operation;
-    with_retries(exec, action, inputs.clone(), || async {
-        let http = exec.options.http.for_call();
-        let outcome = connector.call(OperationCall { operation, inputs: &inputs, http: &http }).await;
-        if let Some(request) = http.held_back().last() {
-            return Ok(dry_run_outputs(request));
-        }
-        match outcome {
-            Ok(output) => {
-                let headers: Map<String, Value> =
-                    output.headers.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
-                Ok(json!({"statusCode": output.status, "headers": headers, "body": output.body}))
+    let called = format!("{}.{operation}", target.connector);
+    with_retries(exec, action, inputs.clone(), |attempt| {
+        let (resolved, inputs, called) = (&resolved, &inputs, &called);
+        async move {
+            if let Some(answer) = mocked(exec, action, frame, called, inputs, attempt) {
+                return answer;
             }
-            Err(error) => Err(CallFailure::from_connector(error)),
+            let connector = resolved.as_ref().map_err(|error| CallFailure::fatal(error.clone()))?;
+            let http = exec.options.http.for_call();
+            let outcome = connector.call(OperationCall { operation, inputs, http: &http }).await;
+            if let Some(request) = http.held_back().last() {
+                return Ok(dry_run_outputs(request));
+            }
+            match outcome {
+                Ok(output) => {
+                    let headers: Map<String, Value> =
+                        output.headers.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+                    Ok(json!({"statusCode": output.status, "headers": headers, "body": output.body}))
+                }
+                Err(error) => Err(CallFailure::from_connector(error)),
+            }
         }
     })
     .await

@@ -11,6 +11,7 @@ mod block;
 mod call;
 mod clock;
 mod control;
+mod mock;
 mod record;
 mod retry;
 mod state;
@@ -24,6 +25,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 
 pub use clock::{Clock, TokioClock};
+pub use mock::{MockAnswer, Mocks, OutboundCall};
 pub use record::{ActionError, ActionResult, Attempt, Iteration, ResponseRecord, Run, Status, TriggerRecord};
 pub use retry::retry_delay;
 
@@ -148,6 +150,8 @@ pub struct RunOptions {
     pub observer: Option<Arc<dyn Observer>>,
     /// The run's id; a new UUID v7 when `None`.
     pub run_id: Option<String>,
+    /// Answers outbound calls instead of the network when set (flow unit tests).
+    pub mocks: Option<Arc<dyn Mocks>>,
 }
 
 /// Power Automate's limit for one outbound synchronous request.
@@ -173,6 +177,7 @@ impl RunOptions {
             clock: Arc::new(TokioClock::system()),
             observer: None,
             run_id: None,
+            mocks: None,
         }
     }
 
@@ -227,6 +232,8 @@ pub async fn run(flow: &Flow, event: TriggerEvent, options: &RunOptions) -> Run 
     let (status, error) = run_status(&flow.root, &outcome, &root);
     let actions = block::ordered(&flow.root, root.take_entries());
     let response = state::lock(&shared.response).take();
+    let variables =
+        state::lock(&shared.variables).iter().map(|(name, v)| (name.clone(), v.value.clone())).collect();
     let mut run = Run {
         flow: flow.name.clone(),
         run_id,
@@ -237,6 +244,7 @@ pub async fn run(flow: &Flow, event: TriggerEvent, options: &RunOptions) -> Run 
         error,
         actions,
         response,
+        variables,
         dry_run: options.is_dry_run(),
     };
     redact_run(&mut run);
@@ -318,6 +326,7 @@ fn redact_run(run: &mut Run) {
     secrets::redact_value(&mut run.trigger.outputs);
     redact_error(&mut run.error);
     run.actions.values_mut().for_each(redact_result);
+    run.variables.values_mut().for_each(secrets::redact_value);
     if let Some(response) = &mut run.response {
         secrets::redact_value(&mut response.body);
         for value in response.headers.values_mut() {

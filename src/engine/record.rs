@@ -1,6 +1,8 @@
 //! The run record: what happened in one run, as `coflow run --json`, the store and the admin API
 //! show it (FLOW-LANGUAGE.md, "The run record").
 
+use std::collections::BTreeMap;
+
 use indexmap::IndexMap;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -181,6 +183,9 @@ pub struct Run {
     /// The answer of the run's `response` action, if one ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<ResponseRecord>,
+    /// Every variable's value when the run ended, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, Value>,
     /// Whether writes were held back.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,

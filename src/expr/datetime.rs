@@ -409,8 +409,23 @@ fn subtract_from_time(args: &[Value]) -> R {
     output(stamp, args, 3)
 }
 
-/// The current time; `COFLOW_NOW` (a UTC timestamp) fixes it for tests and replays.
+tokio::task_local! {
+    /// The time `utcNow()` reads inside [`with_fixed_now`].
+    static FIXED_NOW: Timestamp;
+}
+
+/// Runs `work` with `utcNow()` (and the functions built on it) reading `now`, so a run's
+/// rendered values do not depend on when it ran. Only `work`'s own task sees the fixed time.
+pub async fn with_fixed_now<F: std::future::Future>(now: Timestamp, work: F) -> F::Output {
+    FIXED_NOW.scope(now, work).await
+}
+
+/// The current time: a time fixed by [`with_fixed_now`], else `COFLOW_NOW` (a UTC timestamp,
+/// for replays), else the system clock.
 pub(crate) fn now() -> Stamp {
+    if let Ok(fixed) = FIXED_NOW.try_with(|now| *now) {
+        return Stamp { dt: fixed.to_zoned_datetime(TimeZone::UTC).datetime(), utc: true };
+    }
     if let Some(fixed) = std::env::var("COFLOW_NOW").ok().and_then(|s| parse(&s)) {
         return Stamp { utc: true, ..fixed };
     }

@@ -30,8 +30,9 @@
 //! or a value along the path is `null`. `coalesce` treats only `null` as missing; `empty(null)`
 //! is true; comparison functions treat `null` as `""`.
 //!
-//! The environment variable `COFLOW_NOW` (a UTC timestamp) fixes the clock of `utcNow()`,
-//! `getFutureTime()` and `getPastTime()`, for tests and replays.
+//! [`with_fixed_now`] fixes the clock of `utcNow()`, `getFutureTime()` and `getPastTime()` for
+//! one run (flow unit tests do); outside it, the environment variable `COFLOW_NOW` (a UTC
+//! timestamp) fixes it for the whole process, for replays.
 //!
 //! Not supported: `xpath`, XML-to-JSON conversion, multipart bodies, `action()` and
 //! `listCallbackUrl()` (they fail with a message saying so).
@@ -48,6 +49,7 @@ mod timezones;
 mod values;
 mod workflow;
 
+pub use datetime::with_fixed_now;
 pub use mapping::{Mapping, MappingError, Mappings};
 pub use template::{
     Compiled, DataScope, ExprError, Part, References, Scope, Template, compile, compile_expression,
