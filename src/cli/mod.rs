@@ -177,6 +177,10 @@ pub enum Command {
         /// Seconds in-flight runs get to finish on SIGTERM before they are handed back.
         #[arg(long, default_value_t = 20)]
         shutdown_grace: u64,
+        /// Seconds a claimed run stays leased without a heartbeat: how soon another process
+        /// takes over the runs of one that died.
+        #[arg(long, default_value_t = 30)]
+        lease: u64,
         /// Do not reload flows when their files change.
         #[arg(long)]
         no_reload: bool,
@@ -251,6 +255,7 @@ pub fn main() -> ExitCode {
             max_body_bytes,
             retention_days,
             shutdown_grace,
+            lease,
             no_reload,
             no_schedule,
             dry_run,
@@ -268,6 +273,7 @@ pub fn main() -> ExitCode {
             max_body_bytes,
             retention_days,
             shutdown_grace,
+            lease,
             no_reload,
             no_schedule,
             dry_run,

@@ -47,6 +47,8 @@ pub struct ServeArgs {
     pub retention_days: u32,
     /// Seconds in-flight runs get to finish on shutdown.
     pub shutdown_grace: u64,
+    /// Seconds a claimed run stays leased without a heartbeat.
+    pub lease: u64,
     /// Do not watch flow files.
     pub no_reload: bool,
     /// Do not fire schedules and polls in this process.
@@ -93,6 +95,7 @@ fn plan(args: &ServeArgs) -> anyhow::Result<Plan> {
         workers: args.workers.max(1),
         flow_concurrency,
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
+        lease: Duration::from_secs(args.lease.max(3)),
         max_body_bytes: args.max_body_bytes,
         retention_days: args.retention_days,
         reload: !args.no_reload,

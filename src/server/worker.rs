@@ -204,7 +204,7 @@ async fn execute(state: &Arc<State>, claim: &Claim) -> Result<Executed, WorkErro
     let loaded = state.registry.get(&item.flow).ok_or_else(|| WorkError::UnknownFlow(item.flow.clone()))?;
     let flow = loaded.flow.clone();
     let run_id = item.run_id.unwrap_or(item.id);
-    let Some(event) = trigger_event(state, claim, run_id, &flow.trigger.kind).await? else {
+    let Some(prepared) = trigger_event(state, claim, run_id, &flow.trigger.kind).await? else {
         // Finished before (the process died before completing the item) or cancelled while
         // queued: nothing to run again.
         return Ok(Executed::Finished);
@@ -218,6 +218,8 @@ async fn execute(state: &Arc<State>, claim: &Claim) -> Result<Executed, WorkErro
     options.cancel = cancel.clone();
     options.run_id = Some(run_id.to_string());
     options.observer = Some(Arc::new(recorder));
+    options.resume = prepared.resume;
+    let event = prepared.event;
     let started = Instant::now();
     let mut handed_back = false;
     let run = {
@@ -261,13 +263,16 @@ async fn trigger_event(
     claim: &Claim,
     run_id: Uuid,
     trigger_kind: &str,
-) -> Result<Option<TriggerEvent>, WorkError> {
+) -> Result<Option<Prepared>, WorkError> {
     let item = &claim.item;
     if let Some(run) = state.store.get_run(run_id).await? {
         if run.summary.status.is_terminal() {
             return Ok(None);
         }
-        return Ok(Some(TriggerEvent::from_json(run.inputs)));
+        return Ok(Some(Prepared {
+            event: TriggerEvent::from_json(run.inputs),
+            resume: resume_from(run.actions),
+        }));
     }
     let event_id = item.event_id.ok_or(WorkError::NothingToRun(item.id))?;
     let stored = state.store.get_event(event_id).await?.ok_or(WorkError::NothingToRun(item.id))?;
@@ -287,7 +292,23 @@ async fn trigger_event(
         inputs,
     };
     state.store.create_run(new_run).await?;
-    Ok(Some(event))
+    Ok(Some(Prepared { event, resume: None }))
+}
+
+/// A run ready to execute.
+struct Prepared {
+    event: TriggerEvent,
+    /// Results recorded by an interrupted execution of the same run.
+    resume: Option<Arc<HashMap<String, engine::ActionResult>>>,
+}
+
+/// The action results an interrupted execution left, for the engine to reuse.
+fn resume_from(actions: Vec<ActionRecord>) -> Option<Arc<HashMap<String, engine::ActionResult>>> {
+    let completed: HashMap<String, engine::ActionResult> = actions
+        .into_iter()
+        .filter_map(|record| Some((record.name, serde_json::from_value(record.result).ok()?)))
+        .collect();
+    (!completed.is_empty()).then(|| Arc::new(completed))
 }
 
 /// What `triggerBody()` reads for a stored body.
