@@ -126,8 +126,7 @@ async fn send_all(
     for sender in senders {
         sender.await.unwrap();
     }
-    let failed = failed.lock().unwrap().clone();
-    failed
+    failed.lock().unwrap().clone()
 }
 
 async fn wait_until_drained(client: &reqwest::Client, base: &str) {
