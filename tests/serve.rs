@@ -541,3 +541,37 @@ async fn a_new_salesforce_record_fires_the_poll_trigger_once() {
     server.server.shutdown().await;
     sandbox.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_runs_command_lists_shows_and_resubmits_from_the_store() {
+    let file = std::env::temp_dir().join(format!("coflow-runs-cli-{}.db", uuid::Uuid::now_v7()));
+    let url = format!("sqlite://{}", file.display());
+    let server = start_with(flow_dir(&[RECORD]), &url, LoadedConnections::default(), quick()).await;
+    let body: Value = server.post("/hooks/record", r#"{"n": 3}"#).await.json().await.unwrap();
+    let id = body["run_id"].as_str().unwrap().to_string();
+    server.finished_run(&id).await;
+
+    let coflow = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_coflow"))
+            .args(args)
+            .args(["--store", &url])
+            .output()
+            .unwrap();
+        (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    let (ok, listed) = coflow(&["runs", "list", "--json"]);
+    assert!(ok);
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed[0]["id"], id.as_str());
+    let (ok, shown) = coflow(&["runs", "show", &id]);
+    assert!(ok);
+    assert!(shown.contains("Keep") && shown.contains("succeeded"), "{shown}");
+    let (ok, resubmitted) = coflow(&["runs", "resubmit", &id]);
+    assert!(ok, "{resubmitted}");
+    let new_id = resubmitted.split_whitespace().nth(2).unwrap().to_string();
+    let run = server.finished_run(&new_id).await;
+    assert_eq!(run["summary"]["resubmit_of"], id.as_str(), "the running server picked it up");
+    let (ok, _) = coflow(&["runs", "show", "not-a-run"]);
+    assert!(!ok);
+    server.server.shutdown().await;
+}

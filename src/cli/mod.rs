@@ -1,6 +1,7 @@
 //! The `coflow` command line: one module per subcommand.
 
 pub mod run;
+pub mod runs;
 pub mod sandbox;
 pub mod serve;
 pub mod test;
@@ -144,6 +145,18 @@ pub enum Command {
         #[arg(long = "fault", value_name = "RULE")]
         faults: Vec<String>,
     },
+    /// Inspect and resubmit runs in a store (the one `coflow serve` uses).
+    Runs {
+        /// What to do.
+        #[command(subcommand)]
+        action: RunsCommand,
+        /// Store URL.
+        #[arg(long, env = "COFLOW_STORE", default_value = "sqlite://coflow.db", global = true)]
+        store: String,
+        /// Print JSON.
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// Run the flows of a folder as a service: webhooks, schedules, polls, queue, history.
     Serve {
         /// Folder of flow files (mapping files in its `mappings/`).
@@ -204,6 +217,39 @@ pub enum Command {
     },
 }
 
+/// `coflow runs` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// List runs, newest first.
+    List {
+        /// Only this flow.
+        #[arg(long)]
+        flow: Option<String>,
+        /// Only this status (queued, running, succeeded, failed, cancelled, timed_out).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only runs created at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only runs whose inputs or record contain this text.
+        #[arg(long)]
+        text: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Show one run with every action.
+    Show {
+        /// The run id.
+        id: String,
+    },
+    /// Queue a new run with the same trigger event.
+    Resubmit {
+        /// The run id.
+        id: String,
+    },
+}
+
 /// Log formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum LogFormat {
@@ -244,6 +290,16 @@ pub fn main() -> ExitCode {
             jwt_cert,
             faults,
         }),
+        Command::Runs { action, store, json } => {
+            let action = match action {
+                RunsCommand::List { flow, status, since, text, limit } => {
+                    runs::RunsAction::List { flow, status, since, text, limit }
+                }
+                RunsCommand::Show { id } => runs::RunsAction::Show { id },
+                RunsCommand::Resubmit { id } => runs::RunsAction::Resubmit { id },
+            };
+            runs::run(&store, action, json)
+        }
         Command::Serve {
             flows,
             config,
