@@ -575,3 +575,20 @@ async fn the_runs_command_lists_shows_and_resubmits_from_the_store() {
     assert!(!ok);
     server.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn without_history_hooks_run_in_memory_and_nothing_is_recorded() {
+    let settings = Settings { history: false, ..quick() };
+    let server = start(&[ECHO, RECORD], settings).await;
+    let response = server.post("/hooks/echo", r#"{"name": "Grace"}"#).await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.json::<Value>().await.unwrap(), json!({"greeting": "Hello Grace"}));
+    assert_eq!(server.post("/hooks/record", "{}").await.status(), 202);
+    assert_eq!(server.post("/hooks/echo", "{}").await.status(), 400, "input is still checked");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(server.get_json("/api/runs").await["runs"].as_array().unwrap().is_empty());
+    let text =
+        server.client.get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains(r#"coflow_runs_total{flow="echo",status="succeeded"} 1"#), "{text}");
+    server.server.shutdown().await;
+}

@@ -203,6 +203,10 @@ pub enum Command {
         /// Hold back every write (runs show the requests they would make).
         #[arg(long)]
         dry_run: bool,
+        /// Run hooks in memory without queueing or recording runs: fastest, but an event is lost
+        /// if the process dies and there is no run history.
+        #[arg(long)]
+        no_history: bool,
         /// Start the Partner Center and Salesforce emulators, point the connections at them and
         /// play a demo.
         #[arg(long)]
@@ -317,6 +321,7 @@ pub fn main() -> ExitCode {
             dry_run,
             sandbox,
             poll_every,
+            no_history,
             log_format: _,
         } => serve::run(serve::ServeArgs {
             flows,
@@ -335,6 +340,7 @@ pub fn main() -> ExitCode {
             dry_run,
             sandbox,
             poll_every,
+            no_history,
         }),
     };
     match result {

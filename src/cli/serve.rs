@@ -57,6 +57,8 @@ pub struct ServeArgs {
     pub dry_run: bool,
     /// Start the sandbox and play the demo.
     pub sandbox: bool,
+    /// Run hooks in memory without queueing or recording runs.
+    pub no_history: bool,
     /// Poll interval overriding every polling trigger's own.
     pub poll_every: Option<String>,
 }
@@ -90,7 +92,8 @@ fn plan(args: &ServeArgs) -> anyhow::Result<Plan> {
         None if args.sandbox => Some(Duration::from_secs(5)),
         None => None,
     };
-    let default_store = if args.sandbox { "sqlite::memory:" } else { "sqlite://coflow.db" };
+    let default_store =
+        if args.sandbox || args.no_history { "sqlite::memory:" } else { "sqlite://coflow.db" };
     let settings = Settings {
         workers: args.workers.max(1),
         flow_concurrency,
@@ -103,6 +106,7 @@ fn plan(args: &ServeArgs) -> anyhow::Result<Plan> {
         admin_token: args.admin_token.clone().filter(|t| !t.is_empty()).map(Secret::new),
         dry_run: args.dry_run,
         poll_every,
+        history: !args.no_history,
         ..Settings::default()
     };
     Ok(Plan { listen, store: args.store.clone().unwrap_or_else(|| default_store.to_string()), settings })

@@ -20,8 +20,8 @@ use super::State;
 use super::batcher::AcceptError;
 use super::triggers::TriggerPlan;
 use crate::connectors::partner_center::webhook;
-use crate::engine::ResponseRecord;
-use crate::flow::{ActionKind, Block};
+use crate::engine::{ResponseRecord, TriggerEvent};
+use crate::flow::{ActionKind, Block, Flow};
 use crate::store::{AcceptOutcome, NewEvent, RejectedEvent};
 
 /// Longest part of a refused body kept for inspection.
@@ -124,7 +124,11 @@ async fn accept(
         }
         _ => unreachable!("is_webhook() covers only these"),
     };
-    let _ = body;
+    let synchronous = has_response(&flow.root);
+    if !state.options.history {
+        let event = TriggerEvent { headers: header_map(headers), body };
+        return Ok(run_unrecorded(state, flow.clone(), event, synchronous).await);
+    }
     let event = NewEvent {
         id: Uuid::now_v7(),
         flow: name.to_string(),
@@ -135,7 +139,6 @@ async fn accept(
         dedup_key,
         max_attempts: state.options.max_attempts,
     };
-    let synchronous = has_response(&flow.root);
     let outcome = state.batcher.accept(event).await.map_err(|err| match err {
         AcceptError::ShuttingDown => Refusal::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
         AcceptError::Store(_) => Refusal::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
@@ -154,6 +157,40 @@ async fn accept(
             Ok((StatusCode::OK, axum::Json(body)).into_response())
         }
     }
+}
+
+/// Runs the flow without queueing or recording it (`--no-history`): a synchronous flow answers
+/// with its `response`, any other gets 202 at once while it runs.
+async fn run_unrecorded(
+    state: &Arc<State>,
+    flow: Arc<Flow>,
+    event: TriggerEvent,
+    synchronous: bool,
+) -> Response {
+    let run_id = Uuid::now_v7();
+    let state = state.clone();
+    let work = async move {
+        let started = std::time::Instant::now();
+        let mut options = state.run_options.clone();
+        options.run_id = Some(run_id.to_string());
+        let run = crate::engine::run(&flow, event, &options).await;
+        state.metrics.run_finished(&flow.name, super::worker::run_status(run.status), started.elapsed());
+        run
+    };
+    if !synchronous {
+        tokio::spawn(work);
+        return (StatusCode::ACCEPTED, axum::Json(json!({"status": "accepted", "run_id": run_id})))
+            .into_response();
+    }
+    match work.await.response {
+        Some(response) => respond(response),
+        None => (StatusCode::ACCEPTED, axum::Json(json!({"status": "accepted", "run_id": run_id})))
+            .into_response(),
+    }
+}
+
+fn header_map(headers: &HeaderMap) -> serde_json::Map<String, Value> {
+    kept_headers(headers).into_iter().map(|(name, value)| (name, Value::String(value))).collect()
 }
 
 fn accepted(run_id: Uuid, event_id: Uuid) -> Response {

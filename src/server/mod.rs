@@ -77,6 +77,9 @@ pub struct Settings {
     pub admin_token: Option<Secret>,
     /// Hold back writes (every run is a dry-run).
     pub dry_run: bool,
+    /// Queue and record runs; off: hooks run flows at once in memory, nothing is kept, and an
+    /// event is lost if the process dies (like Node-RED).
+    pub history: bool,
     /// Poll every Salesforce trigger this often instead of its own `every` (demos, tests).
     pub poll_every: Option<Duration>,
 }
@@ -101,6 +104,7 @@ impl Default for Settings {
             admin_token: None,
             dry_run: false,
             poll_every: None,
+            history: true,
         }
     }
 }

@@ -327,7 +327,8 @@ fn event_body(trigger_kind: &str, raw: &[u8]) -> Result<Value, String> {
     }
 }
 
-fn run_status(status: engine::Status) -> RunStatus {
+/// The stored status of a run that ended with `status`.
+pub fn run_status(status: engine::Status) -> RunStatus {
     match status {
         engine::Status::Succeeded | engine::Status::Skipped => RunStatus::Succeeded,
         engine::Status::Failed => RunStatus::Failed,
