@@ -16,6 +16,7 @@
 pub mod admin;
 pub mod batcher;
 pub mod hooks;
+pub mod journal;
 pub mod metrics;
 pub mod registry;
 pub mod scheduler;
@@ -124,6 +125,8 @@ pub struct State {
     pub run_options: RunOptions,
     /// Group commit of accepted events.
     pub batcher: Batcher,
+    /// Group commit of run progress.
+    pub journal: journal::Journal,
     /// Wakes idle workers when work was committed here.
     pub wake: Arc<Notify>,
     /// Requests waiting for a `response` action.
@@ -206,6 +209,7 @@ impl Server {
                 }
             })
         };
+        let journal = journal::Journal::start(store.clone());
         let mut run_options = RunOptions::new(options.dry_run);
         run_options.connections = connections.connections.clone();
         let state = Arc::new(State {
@@ -216,6 +220,7 @@ impl Server {
             connections,
             run_options,
             batcher,
+            journal,
             wake,
             responders: Responders::default(),
             running: RunningRuns::default(),

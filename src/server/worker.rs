@@ -11,12 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde_json::{Map, Value};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, oneshot};
 use uuid::Uuid;
 
 use super::State;
 use crate::engine::{self, ActionEvent, CancelToken, Observer, ResponseRecord, RunOptions, TriggerEvent};
-use crate::store::{ActionRecord, Claim, NewRun, RunOutcome, RunStatus, StoreError};
+use crate::store::{ActionRecord, Claim, NewRun, RunOutcome, RunStatus, RunWrite, StoreError};
 
 /// Why a work item could not be run (the item is retried later).
 #[derive(Debug, thiserror::Error)]
@@ -161,7 +161,7 @@ async fn process(state: &Arc<State>, claim: Claim) {
     let outcome = execute(state, &claim).await;
     heartbeat.abort();
     let settled = match outcome {
-        Ok(Executed::Finished) => state.store.complete(token).await,
+        Ok(Executed::Finished) => state.journal.write(RunWrite::Complete(token)).await.map_err(unshare),
         Ok(Executed::HandedBack) => state.store.release(token).await,
         Err(err) => {
             tracing::warn!(item = %claim.item.id, flow = %claim.item.flow, error = %err, "work item failed");
@@ -176,6 +176,11 @@ async fn process(state: &Arc<State>, claim: Claim) {
         // id it carries keeps the second attempt from creating a second run.
         tracing::warn!(item = %claim.item.id, error = %err, "cannot settle work item");
     }
+}
+
+/// A store error shared by the journal's waiters, for logging.
+fn unshare(err: Arc<StoreError>) -> StoreError {
+    Arc::try_unwrap(err).unwrap_or_else(|shared| StoreError::Corrupt(shared.to_string()))
 }
 
 /// Extends the lease until aborted; cancels the run if the lease is lost.
@@ -209,11 +214,9 @@ async fn execute(state: &Arc<State>, claim: &Claim) -> Result<Executed, WorkErro
         // queued: nothing to run again.
         return Ok(Executed::Finished);
     };
-    state.store.start_run(run_id, state.store.now()).await?;
-
     let cancel = CancelToken::new();
     state.running.insert(run_id, cancel.clone());
-    let (recorder, writer) = Recorder::start(state.clone(), run_id);
+    let recorder = Recorder { run: run_id, state: state.clone() };
     let mut options: RunOptions = state.run_options.clone();
     options.cancel = cancel.clone();
     options.run_id = Some(run_id.to_string());
@@ -242,7 +245,6 @@ async fn execute(state: &Arc<State>, claim: &Claim) -> Result<Executed, WorkErro
     };
     drop(options);
     state.running.remove(run_id);
-    let _ = writer.await;
     if handed_back {
         return Ok(Executed::HandedBack);
     }
@@ -252,7 +254,8 @@ async fn execute(state: &Arc<State>, claim: &Claim) -> Result<Executed, WorkErro
     let record =
         serde_json::to_value(&run).map_err(|source| StoreError::Serialize { what: "run record", source })?;
     let outcome = RunOutcome { status, ended_at: state.store.now(), error, record };
-    state.store.finish_run(run_id, outcome).await?;
+    // Committed with (or before) the completion of the work item, which waits for it.
+    state.journal.send(RunWrite::Finish { run: run_id, outcome });
     Ok(Executed::Finished)
 }
 
@@ -269,6 +272,7 @@ async fn trigger_event(
         if run.summary.status.is_terminal() {
             return Ok(None);
         }
+        state.journal.write(RunWrite::Start { run: run_id, at: state.store.now() }).await.map_err(unshare)?;
         return Ok(Some(Prepared {
             event: TriggerEvent::from_json(run.inputs),
             resume: resume_from(run.actions),
@@ -291,7 +295,8 @@ async fn trigger_event(
         created_at: stored.received_at,
         inputs,
     };
-    state.store.create_run(new_run).await?;
+    state.journal.send(RunWrite::Create(new_run));
+    state.journal.write(RunWrite::Start { run: run_id, at: state.store.now() }).await.map_err(unshare)?;
     Ok(Some(Prepared { event, resume: None }))
 }
 
@@ -337,27 +342,11 @@ pub fn run_status(status: engine::Status) -> RunStatus {
     }
 }
 
-/// Persists action results as the engine reports them, in order, off the engine's path.
+/// Persists action results through the journal as the engine reports them.
 #[derive(Debug)]
 struct Recorder {
     run: Uuid,
     state: Arc<State>,
-    sender: mpsc::UnboundedSender<ActionRecord>,
-}
-
-impl Recorder {
-    fn start(state: Arc<State>, run: Uuid) -> (Self, tokio::task::JoinHandle<()>) {
-        let (sender, mut receiver) = mpsc::unbounded_channel::<ActionRecord>();
-        let store = state.store.clone();
-        let writer = tokio::spawn(async move {
-            while let Some(record) = receiver.recv().await {
-                if let Err(err) = store.record_action(run, record).await {
-                    tracing::warn!(%run, error = %err, "cannot record an action result");
-                }
-            }
-        });
-        (Recorder { run, state, sender }, writer)
-    }
 }
 
 impl Observer for Recorder {
@@ -375,7 +364,7 @@ impl Observer for Recorder {
             ended_at: result.ended_at,
             result: serde_json::to_value(result).unwrap_or(Value::Null),
         };
-        let _ = self.sender.send(record);
+        self.state.journal.send(RunWrite::Action { run: self.run, action: record });
     }
 
     fn response(&self, response: &ResponseRecord) {

@@ -583,6 +583,36 @@ pub struct PurgeReport {
     pub dead_work: u64,
 }
 
+/// One write of a run's progress, for [`Store::write_batch`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunWrite {
+    /// [`Store::create_run`].
+    Create(NewRun),
+    /// [`Store::start_run`].
+    Start {
+        /// The run.
+        run: Uuid,
+        /// When it started.
+        at: Timestamp,
+    },
+    /// [`Store::record_action`].
+    Action {
+        /// The run.
+        run: Uuid,
+        /// The action's result.
+        action: ActionRecord,
+    },
+    /// [`Store::finish_run`].
+    Finish {
+        /// The run.
+        run: Uuid,
+        /// How it ended.
+        outcome: RunOutcome,
+    },
+    /// [`Store::complete`].
+    Complete(ClaimToken),
+}
+
 /// Durable storage of events, the work queue, runs, watermarks and leases.
 ///
 /// Every method is one transaction: it either happened completely or not at all.
@@ -676,6 +706,25 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Creates run `new_run` as a resubmission of `original` (same flow, event and inputs) and
     /// enqueues its work item, in one transaction.
     fn resubmit(&self, original: Uuid, new_run: Uuid, max_attempts: u32) -> BoxFuture<'_, StoreResult<()>>;
+
+    /// Applies run writes in order, each with its own outcome; backends commit them in one
+    /// transaction, so the progress of many concurrent runs costs one disk flush. A write that
+    /// fails (a lost lease, a missing run) does not undo the others.
+    fn write_batch(&self, writes: Vec<RunWrite>) -> BoxFuture<'_, StoreResult<Vec<StoreResult<()>>>> {
+        Box::pin(async move {
+            let mut outcomes = Vec::with_capacity(writes.len());
+            for write in writes {
+                outcomes.push(match write {
+                    RunWrite::Create(run) => self.create_run(run).await.map(|_| ()),
+                    RunWrite::Start { run, at } => self.start_run(run, at).await,
+                    RunWrite::Action { run, action } => self.record_action(run, action).await,
+                    RunWrite::Finish { run, outcome } => self.finish_run(run, outcome).await,
+                    RunWrite::Complete(token) => self.complete(token).await,
+                });
+            }
+            Ok(outcomes)
+        })
+    }
 
     /// Reads a trigger's watermark.
     fn get_watermark<'a>(
