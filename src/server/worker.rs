@@ -209,13 +209,16 @@ async fn execute(state: &Arc<State>, claim: &Claim) -> Result<Executed, WorkErro
     let loaded = state.registry.get(&item.flow).ok_or_else(|| WorkError::UnknownFlow(item.flow.clone()))?;
     let flow = loaded.flow.clone();
     let run_id = item.run_id.unwrap_or(item.id);
-    let Some(prepared) = trigger_event(state, claim, run_id, &flow.trigger.kind).await? else {
-        // Finished before (the process died before completing the item) or cancelled while
-        // queued: nothing to run again.
-        return Ok(Executed::Finished);
-    };
+    // Known as running here before the store says so, so a cancel never misses it.
     let cancel = CancelToken::new();
     state.running.insert(run_id, cancel.clone());
+    let prepared = trigger_event(state, claim, run_id, &flow.trigger.kind).await;
+    let Some(prepared) = prepared.inspect_err(|_| state.running.remove(run_id))? else {
+        // Finished before (the process died before completing the item) or cancelled while
+        // queued: nothing to run again.
+        state.running.remove(run_id);
+        return Ok(Executed::Finished);
+    };
     let recorder = Recorder { run: run_id, state: state.clone() };
     let mut options: RunOptions = state.run_options.clone();
     options.cancel = cancel.clone();
