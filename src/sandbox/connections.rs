@@ -57,7 +57,8 @@ impl Sandbox {
             "SANDBOX_PC_REFRESH_TOKEN".to_string(),
             self.partner_center.config().refresh_token.clone(),
         );
-        secrets.insert("SANDBOX_SF_CLIENT_SECRET".to_string(), self.salesforce.config().client_secret.clone());
+        secrets
+            .insert("SANDBOX_SF_CLIENT_SECRET".to_string(), self.salesforce.config().client_secret.clone());
         MapSecrets(secrets)
     }
 
