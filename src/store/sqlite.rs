@@ -122,6 +122,7 @@ mod tests {
     use sqlx::{AssertSqlSafe, Row as _};
 
     use super::*;
+    use crate::store::sql;
 
     /// The `detail` column of `EXPLAIN QUERY PLAN` for `statement`, with `binds` as parameters.
     async fn plan(store: &SqliteStore, statement: &str, binds: &[i64]) -> Vec<String> {
@@ -139,5 +140,13 @@ mod tests {
         let store = SqliteStore::open("sqlite::memory:", OpenOptions::default()).await.unwrap();
         let details = plan(&store, SqliteStore::CLAIM_CANDIDATE, &[1]).await;
         assert!(details.iter().any(|d| d.contains("queue_due")), "{details:?}");
+    }
+
+    #[tokio::test]
+    async fn run_counts_read_only_the_covering_index() {
+        let store = SqliteStore::open("sqlite::memory:", OpenOptions::default()).await.unwrap();
+        let details = plan(&store, sql::RUN_COUNTS, &[0, 1]).await;
+        let covering = "SEARCH runs USING COVERING INDEX runs_created_flow_status";
+        assert!(details.iter().any(|d| d.starts_with(covering)), "{details:?}");
     }
 }
