@@ -13,6 +13,7 @@
 //!   [`Clock`], so tests can move time instead of sleeping. Processes sharing a PostgreSQL
 //!   database must have synchronised clocks (NTP); leases are seconds long, skew milliseconds.
 
+mod backend;
 pub mod conformance;
 pub mod postgres;
 mod sql;
