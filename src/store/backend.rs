@@ -184,6 +184,10 @@ macro_rules! sql_store {
                         let now = self.now();
                         let lease_until = add(now, lease);
                         let token = Uuid::new_v4();
+                        let probe = sqlx::query(sql::CLAIM_PROBE).bind(micros(now));
+                        if probe.fetch_optional(self.read_pool()).await?.is_none() {
+                            return Ok(None);
+                        }
                         let mut conn = self.writer(Durability::Recoverable).await?;
                         let mut tx = conn.begin_with(Self::BEGIN_WRITE).await?;
                         loop {

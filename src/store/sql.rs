@@ -77,6 +77,11 @@ pub(crate) const LEASE_WORK: &str =
      WHERE seq = $4
      RETURNING id, flow, event_id, run_id, payload, attempts, max_attempts, enqueued_at, last_error";
 
+/// Whether any queue item is claimable at `$1`; read without locks, so idle workers polling
+/// the queue never take the write lock another process may be waiting for.
+pub(crate) const CLAIM_PROBE: &str =
+    "SELECT 1 FROM queue WHERE state IN ('ready', 'leased') AND due_at <= $1 LIMIT 1";
+
 pub(crate) const DEAD_LETTER_EXPIRED: &str = "UPDATE queue SET state = 'dead', lease_owner = NULL,
      lease_token = NULL, last_error = 'the lease of the last attempt expired (worker crashed or hung)'
      WHERE seq = $1";
