@@ -87,9 +87,9 @@ macro_rules! sql_store {
             use $crate::store::{
                 AcceptOutcome, ActionRecord, Claim, ClaimToken, Cursor, FailOutcome, FlowState, LeaseHolder,
                 NewEvent, NewRun, NewWork, PurgeReport, QueueStats, RejectedEvent, RunCount, RunDetail,
-                RunFilter, RunOutcome, RunPage, RunStatus, RunSummary, Store, StoreError, StoreResult,
-                StoredEvent, Watermark, WorkItem, add, count, is_missing_parent, micros, page_size,
-                search_text, timestamp, to_json,
+                RunFilter, RunOutcome, RunPage, RunStatus, RunSummary, RunWrite, Store, StoreError,
+                StoreResult, StoredEvent, Watermark, WorkItem, add, count, is_missing_parent, micros,
+                page_size, search_text, timestamp, to_json,
             };
 
             $crate::store::row_decoders!($row);
@@ -242,15 +242,7 @@ macro_rules! sql_store {
                 fn complete(&self, token: ClaimToken) -> BoxFuture<'_, StoreResult<()>> {
                     Box::pin(async move {
                         let mut conn = self.writer(Durability::Recoverable).await?;
-                        let done = sqlx::query(sql::COMPLETE_WORK)
-                            .bind(token.item.to_string())
-                            .bind(token.token.to_string())
-                            .execute(&mut *conn)
-                            .await?;
-                        if done.rows_affected() == 0 {
-                            return Err(StoreError::LeaseLost(token.item));
-                        }
-                        Ok(())
+                        complete_on(&mut conn, token).await
                     })
                 }
 
@@ -343,15 +335,7 @@ macro_rules! sql_store {
                 fn start_run(&self, id: Uuid, at: Timestamp) -> BoxFuture<'_, StoreResult<()>> {
                     Box::pin(async move {
                         let mut conn = self.writer(Durability::Recoverable).await?;
-                        let done = sqlx::query(sql::START_RUN)
-                            .bind(micros(at))
-                            .bind(id.to_string())
-                            .execute(&mut *conn)
-                            .await?;
-                        if done.rows_affected() == 0 {
-                            return Err(StoreError::RunNotFound(id));
-                        }
-                        Ok(())
+                        start_on(&mut conn, id, at).await
                     })
                 }
 
@@ -359,19 +343,12 @@ macro_rules! sql_store {
                     Box::pin(async move {
                         let result = to_json("action result", &action.result)?;
                         let mut conn = self.writer(Durability::Recoverable).await?;
-                        let done = sqlx::query(sql::UPSERT_ACTION)
-                            .bind(run.to_string())
-                            .bind(&action.name)
-                            .bind(&action.status)
-                            .bind(action.started_at.map(micros))
-                            .bind(action.ended_at.map(micros))
-                            .bind(result)
-                            .execute(&mut *conn)
-                            .await;
+                        let done = upsert_action(&mut conn, run, &action, result).await;
                         match done {
-                            Err(err) if is_missing_parent(&err) => Err(StoreError::RunNotFound(run)),
-                            Err(err) => Err(err.into()),
-                            Ok(_) => Ok(()),
+                            Err(StoreError::Database(err)) if is_missing_parent(&err) => {
+                                Err(StoreError::RunNotFound(run))
+                            }
+                            other => other,
                         }
                     })
                 }
@@ -388,32 +365,54 @@ macro_rules! sql_store {
 
                 fn finish_run(&self, id: Uuid, outcome: RunOutcome) -> BoxFuture<'_, StoreResult<()>> {
                     Box::pin(async move {
-                        let record = to_json("run record", &outcome.record)?;
-                        let error = outcome.error.as_ref().map(|e| to_json("run error", e)).transpose()?;
                         let mut conn = self.writer(Durability::Recoverable).await?;
                         let mut tx = conn.begin_with(Self::BEGIN_WRITE).await?;
-                        let inputs: Option<String> = sqlx::query_scalar(sql::RUN_INPUTS)
-                            .bind(id.to_string())
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                        let Some(inputs) = inputs else {
-                            return Err(StoreError::RunNotFound(id));
-                        };
-                        sqlx::query(sql::FINISH_RUN)
-                            .bind(outcome.status.as_str())
-                            .bind(micros(outcome.ended_at))
-                            .bind(error)
-                            .bind(search_text(&[&inputs, &record]))
-                            .bind(id.to_string())
-                            .execute(&mut *tx)
-                            .await?;
-                        sqlx::query(sql::SET_RUN_RECORD)
-                            .bind(record)
-                            .bind(id.to_string())
-                            .execute(&mut *tx)
-                            .await?;
+                        finish_on(&mut tx, id, &outcome).await?;
                         tx.commit().await?;
                         Ok(())
+                    })
+                }
+
+                fn write_batch(
+                    &self,
+                    writes: Vec<RunWrite>,
+                ) -> BoxFuture<'_, StoreResult<Vec<StoreResult<()>>>> {
+                    Box::pin(async move {
+                        let mut conn = self.writer(Durability::Recoverable).await?;
+                        let mut tx = conn.begin_with(Self::BEGIN_WRITE).await?;
+                        let mut outcomes = Vec::with_capacity(writes.len());
+                        for write in &writes {
+                            let outcome = match write {
+                                RunWrite::Create(run) => {
+                                    let inputs = to_json("run inputs", &run.inputs)?;
+                                    insert_run(&mut tx, run, &inputs).await.map(|_| ())
+                                }
+                                RunWrite::Start { run, at } => start_on(&mut tx, *run, *at).await,
+                                RunWrite::Action { run, action } => {
+                                    // Checked first: a foreign-key error would end the whole
+                                    // transaction on PostgreSQL.
+                                    let exists = sqlx::query(sql::RUN_EXISTS)
+                                        .bind(run.to_string())
+                                        .fetch_optional(&mut *tx)
+                                        .await?;
+                                    match exists {
+                                        None => Err(StoreError::RunNotFound(*run)),
+                                        Some(_) => {
+                                            let result = to_json("action result", &action.result)?;
+                                            upsert_action(&mut tx, *run, action, result).await
+                                        }
+                                    }
+                                }
+                                RunWrite::Finish { run, outcome } => finish_on(&mut tx, *run, outcome).await,
+                                RunWrite::Complete(token) => complete_on(&mut tx, *token).await,
+                            };
+                            if let Err(StoreError::Database(err)) = outcome {
+                                return Err(StoreError::Database(err));
+                            }
+                            outcomes.push(outcome);
+                        }
+                        tx.commit().await?;
+                        Ok(outcomes)
                     })
                 }
 
@@ -730,6 +729,78 @@ macro_rules! sql_store {
                 let work = sql::event_work(event);
                 insert_work(conn, &work, event.received_at).await?;
                 Ok(AcceptOutcome::Accepted { event_id: event.id, work_id: work.id })
+            }
+
+            /// Removes a finished work item; [`StoreError::LeaseLost`] if the claim no longer holds it.
+            async fn complete_on(conn: &mut $conn, token: ClaimToken) -> StoreResult<()> {
+                let done = sqlx::query(sql::COMPLETE_WORK)
+                    .bind(token.item.to_string())
+                    .bind(token.token.to_string())
+                    .execute(&mut *conn)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::LeaseLost(token.item));
+                }
+                Ok(())
+            }
+
+            /// Marks a run as running.
+            async fn start_on(conn: &mut $conn, id: Uuid, at: Timestamp) -> StoreResult<()> {
+                let done = sqlx::query(sql::START_RUN)
+                    .bind(micros(at))
+                    .bind(id.to_string())
+                    .execute(&mut *conn)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::RunNotFound(id));
+                }
+                Ok(())
+            }
+
+            /// Stores or replaces one action result; `result` is its JSON text.
+            async fn upsert_action(
+                conn: &mut $conn,
+                run: Uuid,
+                action: &ActionRecord,
+                result: String,
+            ) -> StoreResult<()> {
+                sqlx::query(sql::UPSERT_ACTION)
+                    .bind(run.to_string())
+                    .bind(&action.name)
+                    .bind(&action.status)
+                    .bind(action.started_at.map(micros))
+                    .bind(action.ended_at.map(micros))
+                    .bind(result)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            }
+
+            /// Records how a run ended, inside the caller's transaction.
+            async fn finish_on(conn: &mut $conn, id: Uuid, outcome: &RunOutcome) -> StoreResult<()> {
+                let record = to_json("run record", &outcome.record)?;
+                let error = outcome.error.as_ref().map(|e| to_json("run error", e)).transpose()?;
+                let inputs: Option<String> = sqlx::query_scalar(sql::RUN_INPUTS)
+                    .bind(id.to_string())
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                let Some(inputs) = inputs else {
+                    return Err(StoreError::RunNotFound(id));
+                };
+                sqlx::query(sql::FINISH_RUN)
+                    .bind(outcome.status.as_str())
+                    .bind(micros(outcome.ended_at))
+                    .bind(error)
+                    .bind(search_text(&[&inputs, &record]))
+                    .bind(id.to_string())
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query(sql::SET_RUN_RECORD)
+                    .bind(record)
+                    .bind(id.to_string())
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
             }
 
             /// Inserts a work item, ready at `not_before` or `now`.
