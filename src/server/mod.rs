@@ -135,6 +135,8 @@ pub struct State {
     pub running: RunningRuns,
     /// Per-flow concurrency limits.
     pub flow_limits: FlowLimits,
+    /// Runs executed by the request that started them, at most as many as there are workers.
+    pub inline_slots: Arc<tokio::sync::Semaphore>,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// This process's id in leases and claims.
@@ -201,9 +203,10 @@ impl Server {
         let addr = listener.local_addr()?;
         let wake = Arc::new(Notify::new());
         let workers = options.workers.max(1);
+        let instance = format!("{}-{}", hostname(), std::process::id());
         let batcher = {
             let wake = wake.clone();
-            Batcher::start(store.clone(), move |enqueued| {
+            Batcher::start(store.clone(), format!("{instance}/hook"), options.lease, move |enqueued| {
                 for _ in 0..enqueued.min(workers) {
                     wake.notify_one();
                 }
@@ -214,6 +217,7 @@ impl Server {
         run_options.connections = connections.connections.clone();
         let state = Arc::new(State {
             flow_limits: FlowLimits::new(options.flow_concurrency.clone()),
+            inline_slots: Arc::new(tokio::sync::Semaphore::new(workers)),
             options,
             registry,
             store,
@@ -225,7 +229,7 @@ impl Server {
             responders: Responders::default(),
             running: RunningRuns::default(),
             metrics: Metrics::new(),
-            instance: format!("{}-{}", hostname(), std::process::id()),
+            instance,
             shutdown: CancelToken::new(),
             cert_cache: CertCache::with_default_client(),
             schemas: SchemaCache::default(),

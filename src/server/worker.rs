@@ -135,7 +135,9 @@ pub async fn work_loop(state: Arc<State>, index: usize) {
             }
         };
         match claim {
-            Some(claim) => process(&state, claim).await,
+            Some(claim) => {
+                process(&state, claim, None).await;
+            }
             None => idle(&state).await,
         }
     }
@@ -150,7 +152,10 @@ async fn idle(state: &State) {
     }
 }
 
-async fn process(state: &Arc<State>, claim: Claim) {
+/// Runs a claimed work item and settles it (completed, handed back, or failed for a retry);
+/// returns the run when it ended. `known` is the trigger event when the caller has it in
+/// memory (a hook running its own event), which spares reading it back from the store.
+pub async fn process(state: &Arc<State>, claim: Claim, known: Option<TriggerEvent>) -> Option<engine::Run> {
     let token = claim.token;
     let limit = state.flow_limits.semaphore(&claim.item.flow);
     let _permit = match &limit {
@@ -158,10 +163,14 @@ async fn process(state: &Arc<State>, claim: Claim) {
         None => None,
     };
     let heartbeat = tokio::spawn(keep_leased(state.clone(), claim.clone()));
-    let outcome = execute(state, &claim).await;
+    let outcome = execute(state, &claim, known).await;
     heartbeat.abort();
+    let mut ended = None;
     let settled = match outcome {
-        Ok(Executed::Finished) => state.journal.write(RunWrite::Complete(token)).await.map_err(unshare),
+        Ok(Executed::Finished(run)) => {
+            ended = run;
+            state.journal.write(RunWrite::Complete(token)).await.map_err(unshare)
+        }
         Ok(Executed::HandedBack) => state.store.release(token).await,
         Err(err) => {
             tracing::warn!(item = %claim.item.id, flow = %claim.item.flow, error = %err, "work item failed");
@@ -176,6 +185,7 @@ async fn process(state: &Arc<State>, claim: Claim) {
         // id it carries keeps the second attempt from creating a second run.
         tracing::warn!(item = %claim.item.id, error = %err, "cannot settle work item");
     }
+    ended.map(|run| *run)
 }
 
 /// A store error shared by the journal's waiters, for logging.
@@ -198,13 +208,17 @@ async fn keep_leased(state: Arc<State>, claim: Claim) {
 }
 
 enum Executed {
-    /// The run's outcome is stored.
-    Finished,
+    /// The run's outcome is on its way to the store (with the run, if it was executed now).
+    Finished(Option<Box<engine::Run>>),
     /// Shutdown interrupted the run; the item goes back to the queue.
     HandedBack,
 }
 
-async fn execute(state: &Arc<State>, claim: &Claim) -> Result<Executed, WorkError> {
+async fn execute(
+    state: &Arc<State>,
+    claim: &Claim,
+    known: Option<TriggerEvent>,
+) -> Result<Executed, WorkError> {
     let item = &claim.item;
     let loaded = state.registry.get(&item.flow).ok_or_else(|| WorkError::UnknownFlow(item.flow.clone()))?;
     let flow = loaded.flow.clone();
@@ -212,12 +226,15 @@ async fn execute(state: &Arc<State>, claim: &Claim) -> Result<Executed, WorkErro
     // Known as running here before the store says so, so a cancel never misses it.
     let cancel = CancelToken::new();
     state.running.insert(run_id, cancel.clone());
-    let prepared = trigger_event(state, claim, run_id, &flow.trigger.kind).await;
+    let prepared = match known {
+        Some(event) => Ok(Some(new_run(state, claim, run_id, event))),
+        None => trigger_event(state, claim, run_id, &flow.trigger.kind).await,
+    };
     let Some(prepared) = prepared.inspect_err(|_| state.running.remove(run_id))? else {
         // Finished before (the process died before completing the item) or cancelled while
         // queued: nothing to run again.
         state.running.remove(run_id);
-        return Ok(Executed::Finished);
+        return Ok(Executed::Finished(None));
     };
     let recorder = Recorder { run: run_id, state: state.clone() };
     let mut options: RunOptions = state.run_options.clone();
@@ -259,7 +276,7 @@ async fn execute(state: &Arc<State>, claim: &Claim) -> Result<Executed, WorkErro
     let outcome = RunOutcome { status, ended_at: state.store.now(), error, record };
     // Committed with (or before) the completion of the work item, which waits for it.
     state.journal.send(RunWrite::Finish { run: run_id, outcome });
-    Ok(Executed::Finished)
+    Ok(Executed::Finished(Some(Box::new(run))))
 }
 
 /// The run's trigger event: read back from the run (resumed or resubmitted runs) or from the
@@ -301,6 +318,24 @@ async fn trigger_event(
     state.journal.send(RunWrite::Create(new_run));
     state.journal.write(RunWrite::Start { run: run_id, at: state.store.now() }).await.map_err(unshare)?;
     Ok(Some(Prepared { event, resume: None }))
+}
+
+/// Creates the run of a claimed item whose event is in memory; the writes go through the
+/// journal ahead of the run's own.
+fn new_run(state: &State, claim: &Claim, run_id: Uuid, event: TriggerEvent) -> Prepared {
+    let inputs = serde_json::json!({"headers": event.headers, "body": event.body});
+    let now = state.store.now();
+    state.journal.send(RunWrite::Create(NewRun {
+        id: run_id,
+        flow: claim.item.flow.clone(),
+        status: RunStatus::Running,
+        event_id: claim.item.event_id,
+        resubmit_of: None,
+        created_at: now,
+        inputs,
+    }));
+    state.journal.send(RunWrite::Start { run: run_id, at: now });
+    Prepared { event, resume: None }
 }
 
 /// A run ready to execute.

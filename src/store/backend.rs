@@ -129,6 +129,46 @@ macro_rules! sql_store {
                     })
                 }
 
+                fn accept_events_leased<'a>(
+                    &'a self,
+                    events: Vec<(NewEvent, bool)>,
+                    worker: &'a str,
+                    lease: Duration,
+                ) -> BoxFuture<'a, StoreResult<Vec<(AcceptOutcome, Option<Claim>)>>> {
+                    Box::pin(async move {
+                        let now = self.now();
+                        let lease_until = add(now, lease);
+                        let mut conn = self.writer(Durability::Acknowledged).await?;
+                        let mut tx = conn.begin_with(Self::BEGIN_WRITE).await?;
+                        let mut outcomes = Vec::with_capacity(events.len());
+                        for (event, leased) in &events {
+                            let outcome = accept_one(&mut tx, event).await?;
+                            let claim = match outcome {
+                                AcceptOutcome::Accepted { work_id, .. } if *leased => {
+                                    let token = Uuid::new_v4();
+                                    let row = sqlx::query(sql::LEASE_WORK_BY_ID)
+                                        .bind(worker)
+                                        .bind(token.to_string())
+                                        .bind(micros(lease_until))
+                                        .bind(work_id.to_string())
+                                        .fetch_one(&mut *tx)
+                                        .await?;
+                                    let item = work_item(&row)?;
+                                    Some(Claim {
+                                        token: ClaimToken { item: item.id, token },
+                                        item,
+                                        lease_until,
+                                    })
+                                }
+                                _ => None,
+                            };
+                            outcomes.push((outcome, claim));
+                        }
+                        tx.commit().await?;
+                        Ok(outcomes)
+                    })
+                }
+
                 fn reject_event(&self, event: RejectedEvent) -> BoxFuture<'_, StoreResult<()>> {
                     Box::pin(async move {
                         let mut conn = self.writer(Durability::Recoverable).await?;

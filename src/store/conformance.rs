@@ -56,6 +56,7 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("purge_deletes_only_what_is_old_and_done", |h| Box::pin(purge_deletes_only_what_is_old_and_done(h))),
     ("flows_enable_and_disable", |h| Box::pin(flows_enable_and_disable(h))),
     ("write_batches_apply_each_write", |h| Box::pin(write_batches_apply_each_write(h))),
+    ("leased_acceptance_skips_the_queue", |h| Box::pin(leased_acceptance_skips_the_queue(h))),
 ];
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -809,4 +810,33 @@ pub async fn write_batches_apply_each_write(h: Harness) {
     assert_eq!(detail.actions.len(), 1);
     assert_eq!(detail.record, Some(json!({"ok": true})));
     assert_eq!(store.queue_stats().await.unwrap().depth(), 0, "the item was completed");
+}
+
+/// Events accepted with a lease are stored like any other, but their work is already leased to
+/// the receiving worker; when that worker dies, the item is claimable once the lease lapses.
+pub async fn leased_acceptance_skips_the_queue(h: Harness) {
+    let store = h.store.as_ref();
+    let first = event("f", Some("a"), start_time());
+    let second = event("f", None, start_time());
+    let again = event("f", Some("a"), start_time());
+    let outcomes = store
+        .accept_events_leased(vec![(first, true), (second, false), (again, true)], "w1", MINUTE)
+        .await
+        .unwrap();
+    let (AcceptOutcome::Accepted { work_id, .. }, Some(claim)) = &outcomes[0] else {
+        panic!("the first event is accepted and leased: {outcomes:?}");
+    };
+    assert_eq!(claim.item.id, *work_id);
+    assert_eq!(claim.item.attempts, 1, "the first attempt is counted");
+    assert!(matches!(outcomes[1], (AcceptOutcome::Accepted { .. }, None)), "{outcomes:?}");
+    assert!(matches!(outcomes[2], (AcceptOutcome::Duplicate { .. }, None)), "{outcomes:?}");
+
+    let other = store.claim("w2", MINUTE).await.unwrap().expect("the unleased item is claimable");
+    assert_ne!(other.item.id, *work_id);
+    assert!(store.claim("w2", MINUTE).await.unwrap().is_none(), "the leased item is not");
+    h.clock.advance(MINUTE + Duration::from_secs(1));
+    let taken_over = store.claim("w2", MINUTE).await.unwrap().expect("the lapsed lease is reclaimed");
+    assert_eq!(taken_over.item.id, *work_id);
+    assert_eq!(taken_over.item.attempts, 2);
+    assert!(matches!(store.complete(claim.token).await, Err(StoreError::LeaseLost(_))));
 }

@@ -635,6 +635,17 @@ pub trait Store: Send + Sync + fmt::Debug {
         })
     }
 
+    /// Like [`Store::accept_events`], but the work item of each accepted event whose flag is
+    /// set is leased at once to `worker` for `lease` (its first attempt counted), so the process
+    /// that received the event runs it without a round trip through the queue. If that process
+    /// dies, the lease lapses and any worker takes the item as usual.
+    fn accept_events_leased<'a>(
+        &'a self,
+        events: Vec<(NewEvent, bool)>,
+        worker: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, StoreResult<Vec<(AcceptOutcome, Option<Claim>)>>>;
+
     /// Keeps a refused event for inspection.
     fn reject_event(&self, event: RejectedEvent) -> BoxFuture<'_, StoreResult<()>>;
 

@@ -77,6 +77,13 @@ pub(crate) const LEASE_WORK: &str =
      WHERE seq = $4
      RETURNING id, flow, event_id, run_id, payload, attempts, max_attempts, enqueued_at, last_error";
 
+/// Leases the item with id `$4` to a worker and counts the attempt.
+pub(crate) const LEASE_WORK_BY_ID: &str =
+    "UPDATE queue SET state = 'leased', attempts = attempts + 1, lease_owner = $1,
+     lease_token = $2, due_at = $3
+     WHERE id = $4
+     RETURNING id, flow, event_id, run_id, payload, attempts, max_attempts, enqueued_at, last_error";
+
 /// Whether run `$1` exists.
 pub(crate) const RUN_EXISTS: &str = "SELECT 1 FROM runs WHERE id = $1";
 
