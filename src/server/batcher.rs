@@ -10,14 +10,14 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{AcceptOutcome, Claim, NewEvent, Store, StoreError};
+use crate::store::{AcceptOutcome, NewEvent, Store, StoreError};
 
 /// Most events persisted in one transaction.
 const MAX_BATCH: usize = 256;
 
 /// What a committed event came to: stored (or a duplicate), and the lease on its work item
 /// when the caller asked to run it itself.
-pub type Accepted = (AcceptOutcome, Option<Claim>);
+pub type Accepted = crate::store::LeasedOutcome;
 
 type Reply = oneshot::Sender<Result<Accepted, Arc<StoreError>>>;
 

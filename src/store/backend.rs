@@ -86,10 +86,10 @@ macro_rules! sql_store {
             use $crate::store::sql;
             use $crate::store::{
                 AcceptOutcome, ActionRecord, Claim, ClaimToken, Cursor, FailOutcome, FlowState, LeaseHolder,
-                NewEvent, NewRun, NewWork, PurgeReport, QueueStats, RejectedEvent, RunCount, RunDetail,
-                RunFilter, RunOutcome, RunPage, RunStatus, RunSummary, RunWrite, Store, StoreError,
-                StoreResult, StoredEvent, Watermark, WorkItem, add, count, is_missing_parent, micros,
-                page_size, search_text, timestamp, to_json,
+                LeasedOutcome, NewEvent, NewRun, NewWork, PurgeReport, QueueStats, RejectedEvent, RunCount,
+                RunDetail, RunFilter, RunOutcome, RunPage, RunStatus, RunSummary, RunWrite, Store,
+                StoreError, StoreResult, StoredEvent, Watermark, WorkItem, add, count, is_missing_parent,
+                micros, page_size, search_text, timestamp, to_json,
             };
 
             $crate::store::row_decoders!($row);
@@ -134,7 +134,7 @@ macro_rules! sql_store {
                     events: Vec<(NewEvent, bool)>,
                     worker: &'a str,
                     lease: Duration,
-                ) -> BoxFuture<'a, StoreResult<Vec<(AcceptOutcome, Option<Claim>)>>> {
+                ) -> BoxFuture<'a, StoreResult<Vec<LeasedOutcome>>> {
                     Box::pin(async move {
                         let now = self.now();
                         let lease_until = add(now, lease);

@@ -210,6 +210,10 @@ pub enum AcceptOutcome {
     },
 }
 
+/// What [`Store::accept_events_leased`] did with one event: stored (or recognised as a
+/// duplicate), and the lease on its work item when one was asked for.
+pub type LeasedOutcome = (AcceptOutcome, Option<Claim>);
+
 /// An event the server refused, kept for inspection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RejectedEvent {
@@ -644,7 +648,7 @@ pub trait Store: Send + Sync + fmt::Debug {
         events: Vec<(NewEvent, bool)>,
         worker: &'a str,
         lease: Duration,
-    ) -> BoxFuture<'a, StoreResult<Vec<(AcceptOutcome, Option<Claim>)>>>;
+    ) -> BoxFuture<'a, StoreResult<Vec<LeasedOutcome>>>;
 
     /// Keeps a refused event for inspection.
     fn reject_event(&self, event: RejectedEvent) -> BoxFuture<'_, StoreResult<()>>;
