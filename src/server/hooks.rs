@@ -98,7 +98,7 @@ async fn accept(
             format!("flow `{name}` is started by its `{}` trigger, not by HTTP requests", flow.trigger.kind);
         return Err(Refusal::new(StatusCode::NOT_FOUND, reason).for_flow(name));
     }
-    if !state.store.flow_enabled(name).await.unwrap_or(true) {
+    if state.is_disabled(name) {
         let reason = format!("flow `{name}` is disabled; enable it with POST /api/flows/{name}/enable");
         return Err(Refusal::new(StatusCode::CONFLICT, reason).for_flow(name));
     }

@@ -147,6 +147,24 @@ pub struct State {
     pub cert_cache: CertCache,
     /// Compiled JSON Schemas of HTTP triggers.
     pub schemas: SchemaCache,
+    /// Flows switched off, as last read from the store (refreshed every scheduler tick and at
+    /// once when switched here), so a hook does not ask the store on every request.
+    pub disabled: std::sync::RwLock<std::collections::HashSet<String>>,
+}
+
+impl State {
+    /// Whether a flow is switched off.
+    pub fn is_disabled(&self, flow: &str) -> bool {
+        self.disabled.read().unwrap_or_else(|poisoned| poisoned.into_inner()).contains(flow)
+    }
+
+    /// Reads the switched-off flows from the store.
+    pub async fn refresh_disabled(&self) -> Result<(), crate::store::StoreError> {
+        let states = self.store.flow_states().await?;
+        let disabled = states.into_iter().filter(|s| !s.enabled).map(|s| s.flow).collect();
+        *self.disabled.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = disabled;
+        Ok(())
+    }
 }
 
 /// Compiled trigger schemas by flow, recompiled when the flow's schema changes.
@@ -233,7 +251,11 @@ impl Server {
             shutdown: CancelToken::new(),
             cert_cache: CertCache::with_default_client(),
             schemas: SchemaCache::default(),
+            disabled: Default::default(),
         });
+        if let Err(err) = state.refresh_disabled().await {
+            tracing::warn!(error = %err, "cannot read which flows are switched off");
+        }
         let mut tasks = Vec::new();
         for index in 0..workers {
             tasks.push(tokio::spawn(worker::work_loop(state.clone(), index)));
