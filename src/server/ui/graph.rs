@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use super::status::Badge;
 use crate::flow::{Action, ActionKind, Block, Flow, StatusSet};
 
-const LEAF_W: i32 = 190;
+const LEAF_W: i32 = 220;
 const LEAF_H: i32 = 44;
 /// A leaf with a status line under its type.
 const MARKED_LEAF_H: i32 = 60;
@@ -169,10 +169,10 @@ impl Placed {
 
 /// Lays a flow out; `marked` leaves room in every action for a status line.
 pub fn layout(flow: &Flow, marked: bool) -> Picture {
-    let leaf_h = if marked { MARKED_LEAF_H } else { LEAF_H };
-    let mut body = place_block(&flow.root, leaf_h);
-    let width = body.w.max(LEAF_W) + 2 * MARGIN;
-    let trigger = Rect { x: (width - LEAF_W) / 2, y: MARGIN, w: LEAF_W, h: TRIGGER_H };
+    let mut body = place_block(&flow.root, marked);
+    let trigger_w = (trigger_label(&flow.trigger.kind).chars().count() as i32 * CHAR_W + 30).max(LEAF_W);
+    let width = body.w.max(trigger_w) + 2 * MARGIN;
+    let trigger = Rect { x: (width - trigger_w) / 2, y: MARGIN, w: trigger_w, h: TRIGGER_H };
     body.shift((width - body.w) / 2, trigger.y + trigger.h + GAP_Y);
     let mut edges: Vec<Edge> =
         body.starts.iter().map(|&to| Edge { from: trigger.bottom(), to, label: None }).collect();
@@ -186,6 +186,10 @@ pub fn layout(flow: &Flow, marked: bool) -> Picture {
         trigger.y + trigger.h + GAP_Y + body.h + MARGIN
     };
     Picture { width, height, shapes, edges }
+}
+
+fn trigger_label(kind: &str) -> String {
+    format!("trigger: {kind}")
 }
 
 /// `run_after` depth of each action of a block: 0 for those that start with the block.
@@ -239,8 +243,8 @@ fn rows(block: &Block) -> Vec<Vec<usize>> {
     rows
 }
 
-fn place_block(block: &Block, leaf_h: i32) -> Placed {
-    let mut items: Vec<Placed> = block.actions.iter().map(|action| place_action(action, leaf_h)).collect();
+fn place_block(block: &Block, marked: bool) -> Placed {
+    let mut items: Vec<Placed> = block.actions.iter().map(|action| place_action(action, marked)).collect();
     let rows = rows(block);
     let sizes: Vec<(i32, i32)> = items.iter().map(|item| (item.w, item.h)).collect();
     let row_width = |row: &Vec<usize>| -> i32 {
@@ -294,18 +298,22 @@ pub(crate) fn branches(kind: &ActionKind) -> Vec<(Option<String>, &Block)> {
     }
 }
 
-fn place_action(action: &Action, leaf_h: i32) -> Placed {
+fn place_action(action: &Action, marked: bool) -> Placed {
     let branches = branches(&action.kind);
     if branches.is_empty() {
+        let leaf_h = if marked { MARKED_LEAF_H } else { LEAF_H };
         let rect = Rect { x: 0, y: 0, w: LEAF_W, h: leaf_h };
         let kind = ShapeKind::Action { name: action.name.clone(), type_name: action.type_name.clone() };
         return Placed { w: LEAF_W, h: leaf_h, shapes: vec![Shape { rect, kind }], ..Placed::default() };
     }
     let mut parts: Vec<Placed> =
-        branches.into_iter().map(|(label, block)| place_branch(label, block, leaf_h)).collect();
+        branches.into_iter().map(|(label, block)| place_branch(label, block, marked)).collect();
     let content_w = parts.iter().map(|p| p.w).sum::<i32>() + GAP_X * (parts.len() as i32 - 1);
     let content_h = parts.iter().map(|p| p.h).max().unwrap_or(0);
-    let w = (content_w + 2 * PAD).max(LEAF_W);
+    // Wide enough for its header: name, type and, on run pages, the status.
+    let header_chars = (action.name.chars().count() + action.type_name.chars().count() + 3) as i32;
+    let header_w = header_chars * CHAR_W + 20 + if marked { HEADER_STATUS_W } else { 0 };
+    let w = (content_w + 2 * PAD).max(LEAF_W).max(header_w);
     let h = HEADER_H + content_h + PAD;
     let kind = ShapeKind::Container { name: action.name.clone(), type_name: action.type_name.clone() };
     let mut placed =
@@ -321,8 +329,8 @@ fn place_action(action: &Action, leaf_h: i32) -> Placed {
     placed
 }
 
-fn place_branch(label: Option<String>, block: &Block, leaf_h: i32) -> Placed {
-    let mut inner = place_block(block, leaf_h);
+fn place_branch(label: Option<String>, block: &Block, marked: bool) -> Placed {
+    let mut inner = place_block(block, marked);
     let empty = block.actions.is_empty();
     if label.is_none() && !empty {
         return inner;
@@ -372,12 +380,19 @@ impl Picture {
         out.push_str(
             r#"<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" class="arrowhead"/></marker></defs>"#,
         );
+        // Boxes that hold others go under the edges, actions over them, so an edge never shows
+        // through an action but stays visible inside a container.
+        let holds =
+            |shape: &&Shape| matches!(shape.kind, ShapeKind::Container { .. } | ShapeKind::Branch { .. });
+        for shape in self.shapes.iter().filter(holds) {
+            draw_shape(&mut out, shape, decorate);
+        }
         out.push_str(r#"<g class="edges">"#);
         for edge in &self.edges {
             draw_edge(&mut out, edge);
         }
         out.push_str("</g>");
-        for shape in &self.shapes {
+        for shape in self.shapes.iter().filter(|shape| !holds(shape)) {
             draw_shape(&mut out, shape, decorate);
         }
         out.push_str(r#"<g class="edge-labels">"#);
@@ -420,11 +435,11 @@ fn draw_shape(out: &mut String, shape: &Shape, decorate: &dyn Fn(&str) -> Decora
         ShapeKind::Trigger { kind } => {
             let _ = write!(
                 out,
-                r#"<g class="node trigger"><rect x="{x}" y="{y}" width="{w}" height="{h}" rx="{}"/><text x="{}" y="{}" text-anchor="middle">trigger: {}</text></g>"#,
+                r#"<g class="node trigger"><rect x="{x}" y="{y}" width="{w}" height="{h}" rx="{}"/><text x="{}" y="{}" text-anchor="middle">{}</text></g>"#,
                 h / 2,
                 x + w / 2,
                 y + h / 2 + 5,
-                escape(&fit(kind, (w - 20) / CHAR_W - 9))
+                escape(&trigger_label(kind))
             );
         }
         ShapeKind::Action { name, type_name } => {

@@ -149,6 +149,8 @@ struct OccurrenceView {
     duration: Option<String>,
     attempts: u32,
     error: Option<String>,
+    /// Why a skipped action did not run.
+    note: Option<String>,
     retries: Vec<RetryView>,
     inputs: Option<String>,
     outputs: Option<String>,
@@ -177,6 +179,7 @@ fn occurrence_view(occurrence: &Occurrence) -> OccurrenceView {
                 duration: None,
                 attempts: 0,
                 error: None,
+                note: None,
                 retries: Vec::new(),
                 inputs: None,
                 outputs: None,
@@ -186,6 +189,7 @@ fn occurrence_view(occurrence: &Occurrence) -> OccurrenceView {
         }
     };
     let badge = Badge::for_action(result.status.as_str());
+    let skipped = result.status == Status::Skipped;
     OccurrenceView {
         label,
         badge,
@@ -193,7 +197,8 @@ fn occurrence_view(occurrence: &Occurrence) -> OccurrenceView {
         started: result.started_at.map(view::when),
         duration: result.duration().map(view::human),
         attempts: result.attempts,
-        error: result.error.as_ref().map(|e| format!("{}: {}", e.code, e.message)),
+        error: result.error.as_ref().filter(|_| !skipped).map(|e| format!("{}: {}", e.code, e.message)),
+        note: result.error.as_ref().filter(|_| skipped).map(|e| skip_reason(&e.message)),
         retries: result
             .retry_history
             .iter()
@@ -211,6 +216,11 @@ fn occurrence_view(occurrence: &Occurrence) -> OccurrenceView {
             .map(|rounds| tally(rounds.iter().map(|r| r.status), "iteration")),
         raw: None,
     }
+}
+
+/// The reason of a skip without the action's name the engine puts first.
+fn skip_reason(message: &str) -> String {
+    message.split_once(" is skipped: ").map_or(message, |(_, reason)| reason).to_string()
 }
 
 /// `3 iterations: 2 succeeded, 1 failed`.

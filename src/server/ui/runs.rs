@@ -135,7 +135,7 @@ pub async fn list(AxumState(state): AxumState<Arc<State>>, Query(query): Query<R
         runs => data(&runs),
         next,
         first,
-        page,
+        page_number => page,
         problem,
         flows,
         statuses,

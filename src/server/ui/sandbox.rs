@@ -243,12 +243,21 @@ pub async fn show(AxumState(state): AxumState<Arc<State>>) -> UiResult {
     render(&state, "sandbox.html", "Sandbox", "sandbox", values)
 }
 
+/// A money amount as people write it: `250000`, `1234.5`.
+fn amount(value: Option<&Value>) -> Option<String> {
+    let number = value?.as_f64()?;
+    if number.fract() == 0.0 && number.abs() < 1e15 {
+        return Some(format!("{}", number as i64));
+    }
+    Some(format!("{number:.2}"))
+}
+
 fn summarise_opportunity(opportunity: &Value) -> Value {
     serde_json::json!({
         "id": text(opportunity, "Id"),
         "name": text(opportunity, "Name"),
         "stage": text(opportunity, "StageName"),
-        "amount": opportunity.get("Amount"),
+        "amount": amount(opportunity.get("Amount")),
         "close_date": text(opportunity, "CloseDate"),
         "shared": opportunity.get("Sync_with_Partner_Center__c").and_then(Value::as_bool).unwrap_or(false),
         "referral_id": text(opportunity, "Referral_Identifier__c"),
@@ -262,7 +271,7 @@ fn summarise_referral(referral: &Value) -> Value {
         "id": text(referral, "id"),
         "name": text(referral, "name"),
         "status": format!("{}/{}", text(referral, "status").unwrap_or("?"), text(referral, "substatus").unwrap_or("?")),
-        "deal_value": details.and_then(|d| d.get("dealValue")),
+        "deal_value": amount(details.and_then(|d| d.get("dealValue"))),
         "currency": details.and_then(|d| d.get("currency")).and_then(Value::as_str),
         "external_id": text(referral, "externalReferenceId"),
         "updated": text(referral, "updatedDateTime"),
@@ -312,6 +321,14 @@ mod tests {
         assert_eq!(pairs[4].referral.as_ref().unwrap()["id"], "R2");
         assert!(pairs[5].opportunity.is_none());
         assert_eq!(pairs[5].referral.as_ref().unwrap()["id"], "R3");
+    }
+
+    #[test]
+    fn amounts_read_like_money() {
+        assert_eq!(amount(Some(&json!(250000.0))).as_deref(), Some("250000"));
+        assert_eq!(amount(Some(&json!(1234.5))).as_deref(), Some("1234.50"));
+        assert_eq!(amount(Some(&json!(null))), None);
+        assert_eq!(amount(None), None);
     }
 
     #[test]
