@@ -383,7 +383,7 @@ async fn runs_page_filters_and_pages() {
     let next =
         first.body.split(r#"<a href=""#).find(|a| a.contains("Older →")).unwrap().split('"').next().unwrap();
     assert!(next.starts_with("/runs?flow=bulk&cursor="), "{next}");
-    let second = ui.get(&next).await.ok();
+    let second = ui.get(next).await.ok();
     second.expect(&["Page 2: 5 runs", "← Newest"]);
     assert!(!second.has("Older →"));
 }
