@@ -20,7 +20,7 @@ use coflow::server::registry::FlowRegistry;
 use coflow::server::{Server, Settings};
 use coflow::store::{NewRun, RunOutcome, RunStatus, Store};
 use criterion::{Criterion, criterion_group, criterion_main};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value, json};
 use tokio::runtime::Runtime;
@@ -40,30 +40,35 @@ fn action_names(block: &Block, out: &mut Vec<String>) {
     }
 }
 
-/// A run record with a result per action; the last action failed when `failed`.
-fn record(flow: &str, actions: &[String], n: usize, failed: bool, at: Timestamp) -> Value {
+/// A run record with a result per action; the last action failed when `failed`. `full` adds
+/// inputs, outputs and times to every result, as a real record has; the bulk of the runs go
+/// without, to keep the database (and seeding) small enough for this machine.
+fn record(flow: &str, actions: &[String], n: usize, failed: bool, full: bool, at: Timestamp) -> Value {
     let mut results = Map::new();
     for (index, name) in actions.iter().enumerate() {
         let failing = failed && index + 1 == actions.len();
-        let status = if failing { "failed" } else { "succeeded" };
-        let error = failing.then(|| json!({"code": "Http503", "message": "Service Unavailable: try again later"}));
-        results.insert(
-            name.clone(),
-            json!({
-                "status": status, "attempts": 1, "started_at": at, "ended_at": at, "error": error,
-                "inputs": {"method": "GET", "url": format!("https://example.invalid/items/{n}"), "body": {"n": n, "index": index}},
-                "outputs": {"statusCode": 200, "body": {"id": format!("ID-{n}-{index}"), "name": "Contoso Ltd"}},
-            }),
-        );
+        let mut result = json!({"status": if failing { "failed" } else { "succeeded" }, "error": null});
+        if failing {
+            result["error"] = json!({"code": "Http503", "message": "Service Unavailable: try again later"});
+        }
+        if full {
+            result["attempts"] = json!(1);
+            result["started_at"] = json!(at);
+            result["ended_at"] = json!(at);
+            result["inputs"] = json!({"method": "GET", "url": format!("https://example.invalid/items/{n}"),
+                                      "body": {"n": n, "index": index}});
+            result["outputs"] =
+                json!({"statusCode": 200, "body": {"id": format!("ID-{n}-{index}"), "name": "Contoso Ltd"}});
+        }
+        results.insert(name.clone(), result);
     }
     json!({"flow": flow, "run_id": "", "status": if failed { "failed" } else { "succeeded" },
            "trigger": {"outputs": {}}, "started_at": at, "ended_at": at, "error": null, "actions": results})
 }
 
-/// Creates `RUNS` finished runs over the registry's flows, 16 writers at a time; returns a failed
-/// run of `pc-to-sf`.
-async fn seed(store: Arc<dyn Store>, registry: &FlowRegistry) -> Uuid {
-    let flows: Vec<(String, Vec<String>)> = registry
+/// Every flow's name and action names.
+fn flows_of(registry: &FlowRegistry) -> Vec<(String, Vec<String>)> {
+    registry
         .snapshot()
         .flows
         .values()
@@ -72,50 +77,58 @@ async fn seed(store: Arc<dyn Store>, registry: &FlowRegistry) -> Uuid {
             action_names(&loaded.flow.root, &mut names);
             (loaded.flow.name.clone(), names)
         })
-        .collect();
-    let flows = Arc::new(flows);
-    let now = Timestamp::now();
-    let newest_failed = Arc::new(std::sync::Mutex::new(None::<(usize, Uuid)>));
+        .collect()
+}
+
+/// Stores one finished run `age` old.
+async fn add_run(
+    store: &dyn Store,
+    flow: &str,
+    actions: &[String],
+    n: usize,
+    full: bool,
+    age: SignedDuration,
+) -> Uuid {
+    let failed = n % 7 == 3;
+    let created = Timestamp::now().checked_sub(age).unwrap_or_else(|_| Timestamp::now());
+    let id = Uuid::now_v7();
+    let inputs = json!({"headers": {}, "body": {"opportunity": format!("006{n:012}"), "amount": n}});
+    let run = NewRun {
+        id,
+        flow: flow.into(),
+        status: RunStatus::Running,
+        event_id: None,
+        resubmit_of: None,
+        created_at: created,
+        inputs,
+    };
+    store.create_run(run).await.unwrap();
+    let status = if failed { RunStatus::Failed } else { RunStatus::Succeeded };
+    let error = failed.then(|| json!({"code": "Http503", "message": "Service Unavailable"}));
+    let record = record(flow, actions, n, failed, full, created);
+    store.finish_run(id, RunOutcome { status, ended_at: created, error, record }).await.unwrap();
+    id
+}
+
+/// Creates `RUNS` finished runs over the registry's flows and the last 23 hours, 16 writers at a
+/// time, then the newest: a failed `pc-to-sf` run with a full record, which it returns.
+async fn seed(store: Arc<dyn Store>, registry: &FlowRegistry) -> Uuid {
+    let flows = Arc::new(flows_of(registry));
     futures::stream::iter(0..RUNS)
         .map(|n| {
-            let (store, flows, newest_failed) = (store.clone(), flows.clone(), newest_failed.clone());
+            let (store, flows) = (store.clone(), flows.clone());
             async move {
                 let (flow, actions) = &flows[n % flows.len()];
-                let failed = n % 7 == 3;
                 // Run 0 is the newest; the oldest is 23 hours old.
                 let age = SignedDuration::from_millis((n as i64) * 23 * 3600 * 1000 / RUNS as i64);
-                let created = now.checked_sub(age).unwrap_or(now);
-                let id = Uuid::now_v7();
-                let inputs = json!({"headers": {}, "body": {"opportunity": format!("006{n:012}"), "amount": n}});
-                let run = NewRun {
-                    id,
-                    flow: flow.clone(),
-                    status: RunStatus::Running,
-                    event_id: None,
-                    resubmit_of: None,
-                    created_at: created,
-                    inputs,
-                };
-                store.create_run(run).await?;
-                let status = if failed { RunStatus::Failed } else { RunStatus::Succeeded };
-                let error = failed.then(|| json!({"code": "Http503", "message": "Service Unavailable"}));
-                let record = record(flow, actions, n, failed, created);
-                store.finish_run(id, RunOutcome { status, ended_at: created, error, record }).await?;
-                if failed && flow == "pc-to-sf" {
-                    let mut newest = newest_failed.lock().unwrap();
-                    if newest.is_none_or(|(seen, _)| n < seen) {
-                        *newest = Some((n, id));
-                    }
-                }
-                Ok::<(), coflow::store::StoreError>(())
+                add_run(store.as_ref(), flow, actions, n, false, age).await;
             }
         })
         .buffer_unordered(16)
-        .try_collect::<Vec<()>>()
-        .await
-        .unwrap();
-    let newest = newest_failed.lock().unwrap();
-    newest.expect("a failed pc-to-sf run").1
+        .collect::<Vec<()>>()
+        .await;
+    let (flow, actions) = flows.iter().find(|(name, _)| name == "pc-to-sf").expect("flows/ has pc-to-sf");
+    add_run(store.as_ref(), flow, actions, 3, true, SignedDuration::ZERO).await
 }
 
 async fn page(app: &axum::Router, path: &str) -> usize {
@@ -127,7 +140,8 @@ async fn page(app: &axum::Router, path: &str) -> usize {
 }
 
 fn bench_ui(c: &mut Criterion) {
-    let rt: Runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt: Runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let dir = std::env::temp_dir().join(format!("coflow-ui-bench-{}", Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}", dir.join("coflow.db").display());
@@ -140,7 +154,8 @@ fn bench_ui(c: &mut Criterion) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         // No schedules: the pollers would need Salesforce; workers find an empty queue.
         let settings = Settings { schedule_triggers: false, workers: 1, ..Settings::default() };
-        let server = Server::start(listener, registry.clone(), store, Default::default(), settings).await.unwrap();
+        let server =
+            Server::start(listener, registry.clone(), store, Default::default(), settings).await.unwrap();
         (coflow::server::router(server.state().clone()), failed_run, server)
     });
 
