@@ -425,7 +425,9 @@ async fn cancel_stops_a_waiting_run_and_refuses_an_ended_one() {
     let ui = Ui::open().await;
     let (_, succeeded) = two_runs(&ui).await;
     let ended = succeeded.summary.id;
-    let csrf = ui.get(&format!("/runs/{ended}/cancel")).await.ok().hidden("csrf");
+    let confirm = ui.get(&format!("/runs/{ended}/cancel")).await;
+    assert_eq!(confirm.status, StatusCode::CONFLICT, "no confirmation to cancel an ended run");
+    let csrf = coflow::server::ui::form_token("cancel", &ended.to_string());
     let refused = ui.post_form(&format!("/runs/{ended}/cancel"), &format!("csrf={csrf}"), &[]).await;
     assert_eq!(refused.status, StatusCode::CONFLICT);
     refused.expect(&["has already ended (succeeded)"]);

@@ -128,6 +128,17 @@ async function waitForEnd(proc, runId) {
 async function newContext(browser, options = {}) {
   const context = await browser.newContext({ viewport: { width: 1360, height: 900 }, ...options });
   context.external = [];
+  context.errors = [];
+  context.on("page", (page) => {
+    // Script errors and blocked content (a CSP violation, say) show here; a 401 answer on the
+    // sign-in page is expected and is not a page error.
+    page.on("pageerror", (error) => context.errors.push(String(error)));
+    page.on("console", (message) => {
+      if (message.type() === "error" && !/Failed to load resource/.test(message.text())) {
+        context.errors.push(message.text());
+      }
+    });
+  });
   await context.route("**/*", (route) => {
     const url = new URL(route.request().url());
     if (url.hostname === "127.0.0.1") return route.continue();
@@ -246,6 +257,7 @@ test("an admin finds a failed run, sees why it failed, resubmits it and sees it 
     assert.deepEqual(cells, ["cell s-failed", "cell s-succeeded"]);
     await shot(page, "09-flows-after-resubmit");
     assert.deepEqual(context.external, [], "pages request nothing outside the server");
+    assert.deepEqual(context.errors, [], "no script errors or blocked content");
 
     // Reading works without JavaScript.
     const plain = await newContext(browser, { javaScriptEnabled: false });
@@ -289,6 +301,7 @@ test("the sandbox page shows Salesforce and Partner Center converge", { timeout:
     await page.goto(`${coflow.base}/`);
     await shot(page, "13-cosell-flows");
     assert.deepEqual(context.external, [], "pages request nothing outside the server");
+    assert.deepEqual(context.errors, [], "no script errors or blocked content");
   } finally {
     await browser.close();
     await stop(coflow);

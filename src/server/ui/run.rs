@@ -394,6 +394,9 @@ const CANCEL: Operation = Operation {
 async fn confirm(state: &State, id: &str, operation: &Operation) -> UiResult {
     let id = run_id(id)?;
     let detail = load(state, id).await?;
+    if operation.key == CANCEL.key && detail.summary.status.is_terminal() {
+        return Err(ended(&detail.summary));
+    }
     let id_text = id.to_string();
     let values = context! {
         run => data(RunRow::of(&detail.summary, state.store.now())),
@@ -464,6 +467,13 @@ pub async fn cancel(
     Ok(Redirect::to(&format!("/runs/{id}")).into_response())
 }
 
+fn ended(run: &RunSummary) -> UiError {
+    UiError::Conflict(format!(
+        "run {} has already ended ({}): there is nothing to cancel",
+        run.id, run.status
+    ))
+}
+
 /// Ends a run no worker of this process is executing; a worker elsewhere notices the outcome.
 async fn cancel_stored(
     state: &State,
@@ -471,7 +481,7 @@ async fn cancel_stored(
     record: Option<serde_json::Value>,
 ) -> Result<(), UiError> {
     if run.status.is_terminal() {
-        return Err(UiError::Conflict(format!("run {} has already ended ({})", run.id, run.status)));
+        return Err(ended(run));
     }
     let error = json!({"code": "RunCancelled", "message": "the run was cancelled from the web UI"});
     let outcome = RunOutcome {
