@@ -40,6 +40,14 @@ use super::{
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
+/// Runs per flow and status in a time window. SQLite plans without table statistics, so for the
+/// plain query it reads the window through `runs_created` and fetches every row (search text
+/// included) to learn its flow and status. `+created_at` keeps it off that index: it counts from
+/// the covering `runs_flow_status` index instead, without touching the table (about 15 ms
+/// rather than 230 ms for 100,000 runs in the window).
+const RUN_COUNTS: &str = "SELECT flow, status, COUNT(*) AS n FROM runs
+     WHERE +created_at >= $1 AND +created_at < $2 GROUP BY flow, status ORDER BY flow, status";
+
 /// How long a writer from another process may hold the file before an operation gives up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -534,7 +542,7 @@ impl Store for SqliteStore {
 
     fn run_counts(&self, since: Timestamp, until: Timestamp) -> BoxFuture<'_, StoreResult<Vec<RunCount>>> {
         Box::pin(async move {
-            let rows = sqlx::query(sql::RUN_COUNTS)
+            let rows = sqlx::query(RUN_COUNTS)
                 .bind(micros(since))
                 .bind(micros(until))
                 .fetch_all(&self.reader)
