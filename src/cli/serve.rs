@@ -144,7 +144,9 @@ async fn serve(args: ServeArgs, plan: Plan) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}", plan.listen))?;
     let registry = Arc::new(registry);
-    let server = Server::start(listener, registry.clone(), store, connections.clone(), plan.settings).await?;
+    let mut settings = plan.settings;
+    settings.sandbox = sandbox.as_ref().map(crate::server::ui::SandboxView::of);
+    let server = Server::start(listener, registry.clone(), store, connections.clone(), settings).await?;
     let base = format!("http://{}", server.addr);
     print_banner(&base, &registry, &plan.store);
     if let Some(sandbox) = &sandbox {
@@ -191,7 +193,9 @@ fn print_banner(base: &str, registry: &FlowRegistry, store: &str) {
         };
         println!("  {name:<40} {started_by}");
     }
-    println!("admin API: {base}/api/flows   metrics: {base}/metrics   health: {base}/healthz");
+    println!(
+        "run history: {base}/   admin API: {base}/api/flows   metrics: {base}/metrics   health: {base}/healthz"
+    );
 }
 
 async fn wait_for_signal() {
@@ -254,7 +258,7 @@ async fn play_demo(
             .context("cannot share a demo referral")?;
     }
     println!(
-        "demo: opportunities created in Salesforce and a referral shared by Microsoft; watch {base}/api/runs"
+        "demo: opportunities created in Salesforce and a referral shared by Microsoft; watch {base}/sandbox"
     );
     Ok(())
 }

@@ -8,7 +8,8 @@
 //!   action result as it completes;
 //! - [`scheduler`]: recurrence and polling triggers (one process per trigger, by lease), reload
 //!   and retention;
-//! - [`admin`]: the JSON API; [`metrics`]: Prometheus; [`triggers`]: how each flow is started.
+//! - [`admin`]: the JSON API; [`metrics`]: Prometheus; [`triggers`]: how each flow is started;
+//! - [`ui`]: the run-history web pages under `/`.
 //!
 //! [`Server::start`] takes its dependencies (listener, flows, store, connections), so tests run
 //! a whole server on port 0 against the sandbox.
@@ -21,6 +22,7 @@ pub mod metrics;
 pub mod registry;
 pub mod scheduler;
 pub mod triggers;
+pub mod ui;
 pub mod worker;
 
 use std::collections::HashMap;
@@ -83,6 +85,8 @@ pub struct Settings {
     pub history: bool,
     /// Poll every Salesforce trigger this often instead of its own `every` (demos, tests).
     pub poll_every: Option<Duration>,
+    /// The emulators started by `--sandbox`, shown by the UI's sandbox page.
+    pub sandbox: Option<ui::SandboxView>,
 }
 
 impl Default for Settings {
@@ -106,6 +110,7 @@ impl Default for Settings {
             dry_run: false,
             poll_every: None,
             history: true,
+            sandbox: None,
         }
     }
 }
@@ -304,6 +309,7 @@ pub fn router(state: Arc<State>) -> axum::Router {
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics_text))
         .merge(admin)
+        .merge(ui::routes(state.clone()))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
 }
