@@ -143,6 +143,10 @@ pub enum Command {
         /// `token-expired`; change them at run time through `/__sandbox/faults`.
         #[arg(long = "fault", value_name = "RULE")]
         faults: Vec<String>,
+        /// Leave a Salesforce object or field out of the org (repeatable), as before the co-sell
+        /// metadata is installed: `Microsoft_Solution__c`, `Opportunity.Audit__c`.
+        #[arg(long = "without", value_name = "OBJECT[.FIELD]")]
+        without: Vec<String>,
     },
     /// Run the flows of a folder as a service: webhooks, schedules, polls, queue, history.
     Serve {
@@ -231,6 +235,7 @@ pub fn main() -> ExitCode {
             daily_api_limit,
             jwt_cert,
             faults,
+            without,
         } => sandbox::run(sandbox::SandboxArgs {
             salesforce_addr,
             partner_center_addr,
@@ -239,6 +244,7 @@ pub fn main() -> ExitCode {
             daily_api_limit,
             jwt_cert,
             faults,
+            without,
         }),
         Command::Serve {
             flows,
