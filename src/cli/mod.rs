@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod doctor;
 mod eval;
 mod graph;
 mod import;
@@ -114,6 +115,26 @@ pub enum Command {
         /// Overwrite flow files that exist.
         #[arg(long)]
         force: bool,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+    },
+    /// Check that Salesforce and Partner Center have what the flows need: sign-in, objects and
+    /// fields (with the SFDX file that installs a missing one), the webhook registration.
+    Doctor {
+        /// Folder of flow files (mapping files in its `mappings/`).
+        #[arg(long, default_value = "flows")]
+        flows: PathBuf,
+        /// Connections file; defaults to `coflow.yaml` in the current folder when it exists.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// SFDX project of the Salesforce customisation; default `<flows>/salesforce`.
+        #[arg(long)]
+        metadata: Option<PathBuf>,
+        /// The URL Partner Center should post events to; default: the one the registration
+        /// flow registers.
+        #[arg(long)]
+        webhook_url: Option<String>,
         /// Report format.
         #[arg(long, value_enum, default_value_t)]
         format: OutputFormat,
@@ -227,6 +248,9 @@ pub fn main() -> ExitCode {
         Command::Test { paths, format, junit } => test::run(&paths, format, junit.as_deref()),
         Command::Eval { expr, data, pa } => eval::run(&expr, data.as_deref(), pa),
         Command::Import { file, out, force, format } => import::run(&file, &out, force, format),
+        Command::Doctor { flows, config, metadata, webhook_url, format } => {
+            doctor::run(doctor::DoctorArgs { flows, config, metadata, webhook_url, format })
+        }
         Command::Sandbox {
             salesforce_addr,
             partner_center_addr,
