@@ -25,7 +25,8 @@ fn load() -> Metadata {
 #[test]
 fn the_custom_fields_and_the_microsoft_solutions_object_have_the_types_the_flows_need() {
     let metadata = load();
-    let kinds: BTreeMap<String, String> = metadata.fields.iter().map(|f| (f.qualified(), f.kind.clone())).collect();
+    let kinds: BTreeMap<String, String> =
+        metadata.fields.iter().map(|f| (f.qualified(), f.kind.clone())).collect();
     let expected = [
         ("Opportunity.Sync_with_Partner_Center__c", "Checkbox"),
         ("Opportunity.Referral_Identifier__c", "Text"),
@@ -52,7 +53,8 @@ fn the_custom_fields_and_the_microsoft_solutions_object_have_the_types_the_flows
     let objects: Vec<&str> = metadata.objects.iter().map(|o| o.name.as_str()).collect();
     assert_eq!(objects, ["Microsoft_Solution__c"]);
     let project: Value =
-        serde_json::from_str(&std::fs::read_to_string(metadata.root.join("sfdx-project.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(metadata.root.join("sfdx-project.json")).unwrap())
+            .unwrap();
     let package = project["packageDirectories"][0]["path"].as_str().unwrap();
     assert!(metadata.root.join(package).join("main/default/objects").is_dir(), "{package}");
 }
@@ -82,8 +84,11 @@ fn every_custom_name_in_the_flows_is_in_the_metadata_and_every_metadata_name_is_
     defined.extend(metadata.fields.iter().map(|f| f.name.clone()));
     defined.extend(metadata.fields.iter().filter_map(|f| f.child_relationship()));
     let used = custom_names_in_files();
-    let undefined: Vec<String> =
-        used.iter().filter(|(name, _)| !defined.contains(*name)).map(|(n, files)| format!("{n} ({files:?})")).collect();
+    let undefined: Vec<String> = used
+        .iter()
+        .filter(|(name, _)| !defined.contains(*name))
+        .map(|(n, files)| format!("{n} ({files:?})"))
+        .collect();
     assert!(undefined.is_empty(), "named by the flows but not in flows/salesforce: {undefined:?}");
     let unused: Vec<&String> = defined.iter().filter(|name| !used.contains_key(*name)).collect();
     assert!(unused.is_empty(), "in flows/salesforce but no flow or mapping names it: {unused:?}");
@@ -118,7 +123,11 @@ fn every_custom_field_a_flow_reads_or_writes_is_defined_on_that_object_and_each_
     for item in &found.salesforce {
         let Some(object) = object_of(&metadata, item) else { continue };
         if object.ends_with("__c") {
-            assert!(metadata.object(&object).is_some(), "{}: object {object} has no metadata", item.source.display());
+            assert!(
+                metadata.object(&object).is_some(),
+                "{}: object {object} has no metadata",
+                item.source.display()
+            );
         }
         let Some(field) = item.field.as_deref().filter(|f| f.ends_with("__c")) else { continue };
         assert!(
@@ -137,7 +146,9 @@ fn every_custom_field_a_flow_reads_or_writes_is_defined_on_that_object_and_each_
         .filter(|u| u.write && u.child.is_none())
         .filter_map(|u| Some(format!("{}.{}", u.object, u.field.as_deref()?)))
         .collect();
-    for field in ["Opportunity.Referral_Identifier__c", "Opportunity.Audit__c", "Opportunity.Last_Sync_Date__c"] {
+    for field in
+        ["Opportunity.Referral_Identifier__c", "Opportunity.Audit__c", "Opportunity.Last_Sync_Date__c"]
+    {
         assert!(written.contains(field), "{field} is written back by the flows: {written:?}");
     }
 }
@@ -155,7 +166,8 @@ fn the_help_picklist_holds_every_value_the_mappings_write_and_read() {
         metadata.field("Opportunity", "How_can_Microsoft_help__c").unwrap().values.iter().cloned().collect();
     let written: BTreeSet<String> =
         mapping_table("referral_to_opportunity.yaml", "assistance_to_help").into_values().collect();
-    let read: BTreeSet<String> = mapping_table("opportunity_to_referral.yaml", "help_to_assistance").into_keys().collect();
+    let read: BTreeSet<String> =
+        mapping_table("opportunity_to_referral.yaml", "help_to_assistance").into_keys().collect();
     assert_eq!(written, help, "referral_to_opportunity.yaml writes exactly the picklist's values");
     assert_eq!(read, help, "opportunity_to_referral.yaml reads every value of the picklist");
 }
@@ -179,13 +191,24 @@ fn the_sandbox_org_is_the_metadata_installed() {
     let metadata = load();
     let schema = Schema::standard("a0X");
     for field in &metadata.fields {
-        let object = &schema.objects[schema.object_index(&field.object).unwrap_or_else(|| panic!("{}", field.object))];
-        let def = object.field(&field.name).unwrap_or_else(|| panic!("the sandbox lacks {}", field.qualified()));
+        let object =
+            &schema.objects[schema.object_index(&field.object).unwrap_or_else(|| panic!("{}", field.object))];
+        let def =
+            object.field(&field.name).unwrap_or_else(|| panic!("the sandbox lacks {}", field.qualified()));
         let described = describe::field(def);
         assert_eq!(described["type"], field.describe_type(), "{}", field.qualified());
-        let values: Vec<&str> =
-            described["picklistValues"].as_array().unwrap().iter().map(|v| v["value"].as_str().unwrap()).collect();
-        assert_eq!(values, field.values.iter().map(String::as_str).collect::<Vec<_>>(), "{}", field.qualified());
+        let values: Vec<&str> = described["picklistValues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["value"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            values,
+            field.values.iter().map(String::as_str).collect::<Vec<_>>(),
+            "{}",
+            field.qualified()
+        );
         assert_eq!(described["externalId"], field.external_id, "{}", field.qualified());
     }
     let opportunity = &schema.objects[schema.object_index("Opportunity").unwrap()];
@@ -202,7 +225,11 @@ fn a_broken_metadata_file_is_named() {
     std::fs::write(fields.join("X__c.field-meta.xml"), "<CustomField><fullName>X__c</fullName>").unwrap();
     let err = metadata::load(&dir).unwrap_err().to_string();
     assert!(err.contains("X__c.field-meta.xml") && err.contains("not well-formed"), "{err}");
-    std::fs::write(fields.join("X__c.field-meta.xml"), "<CustomField><fullName>X__c</fullName></CustomField>").unwrap();
+    std::fs::write(
+        fields.join("X__c.field-meta.xml"),
+        "<CustomField><fullName>X__c</fullName></CustomField>",
+    )
+    .unwrap();
     let err = metadata::load(&dir).unwrap_err().to_string();
     assert!(err.contains("has no <type>"), "{err}");
     let _ = std::fs::remove_dir_all(Path::new(&dir));

@@ -83,18 +83,33 @@ async fn a_removed_field_and_object_are_named_with_the_metadata_that_installs_th
     let report = check(&sandbox.connections().unwrap(), Some(HOOK)).await;
     let found = problems(&report);
     assert_eq!(found.len(), 3, "{}", report.to_text());
-    assert!(found[0].starts_with("object Microsoft_Solution__c is missing (used by sf-microsoft-solutions-to-pc.yaml)"), "{found:?}");
     assert!(
-        found[1].starts_with("field Opportunity.Audit__c is missing (used by create-cosell-referral-sf-to-pc.yaml, "),
+        found[0].starts_with(
+            "object Microsoft_Solution__c is missing (used by sf-microsoft-solutions-to-pc.yaml)"
+        ),
         "{found:?}"
     );
-    assert!(found[2].starts_with("Opportunity has no child relationship `Microsoft_Solutions__r`"), "{found:?}");
+    assert!(
+        found[1].starts_with(
+            "field Opportunity.Audit__c is missing (used by create-cosell-referral-sf-to-pc.yaml, "
+        ),
+        "{found:?}"
+    );
+    assert!(
+        found[2].starts_with("Opportunity has no child relationship `Microsoft_Solutions__r`"),
+        "{found:?}"
+    );
     let audit_fix = fix_of(&report, "field Opportunity.Audit__c");
     assert!(
-        audit_fix.contains("flows/salesforce/force-app/main/default/objects/Opportunity/fields/Audit__c.field-meta.xml"),
+        audit_fix.contains(
+            "flows/salesforce/force-app/main/default/objects/Opportunity/fields/Audit__c.field-meta.xml"
+        ),
         "{audit_fix}"
     );
-    assert!(audit_fix.contains("sf project deploy start -d ") && audit_fix.contains("Coflow_Cosell"), "{audit_fix}");
+    assert!(
+        audit_fix.contains("sf project deploy start -d ") && audit_fix.contains("Coflow_Cosell"),
+        "{audit_fix}"
+    );
     let object_fix = fix_of(&report, "object Microsoft_Solution__c");
     assert!(object_fix.contains("objects/Microsoft_Solution__c ("), "{object_fix}");
     let child_fix = fix_of(&report, "Opportunity has no child relationship");
@@ -135,10 +150,19 @@ async fn a_webhook_missing_registered_elsewhere_or_for_too_few_events_is_a_probl
     let example = check(&connections, None).await;
     let warnings: Vec<&str> =
         example.findings.iter().filter(|f| f.level == Level::Warning).map(|f| f.message.as_str()).collect();
-    assert_eq!(warnings, ["the webhook URL the flows register is still the example, https://coflow.example.com/hooks/pc-to-sf"]);
+    assert_eq!(
+        warnings,
+        [
+            "the webhook URL the flows register is still the example, https://coflow.example.com/hooks/pc-to-sf"
+        ]
+    );
 
     let off_path = check(&connections, Some("https://coflow.test/hooks/elsewhere")).await;
-    assert!(problems(&off_path).iter().any(|p| p.contains("does not end with a webhook flow's path (/hooks/pc-to-sf)")));
+    assert!(
+        problems(&off_path)
+            .iter()
+            .any(|p| p.contains("does not end with a webhook flow's path (/hooks/pc-to-sf)"))
+    );
     sandbox.shutdown().await;
 }
 
@@ -175,7 +199,12 @@ async fn the_command_exits_1_and_prints_the_missing_field() {
     let config = dir.join("coflow.yaml");
     std::fs::write(&config, sandbox.connections_yaml()).unwrap();
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_coflow"));
-    command.args(["doctor", "--flows"]).arg(flows_dir()).arg("--config").arg(&config).args(["--webhook-url", HOOK]);
+    command
+        .args(["doctor", "--flows"])
+        .arg(flows_dir())
+        .arg("--config")
+        .arg(&config)
+        .args(["--webhook-url", HOOK]);
     for (name, value) in &sandbox.secrets().0 {
         command.env(name, value);
     }

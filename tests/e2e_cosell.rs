@@ -100,7 +100,8 @@ impl Env {
         assert_eq!(registry.snapshot().flows.len(), 8, "the eight co-sell flows");
         let store = store::open("sqlite::memory:").await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let server = Server::start(listener, registry.clone(), store, connections.clone(), settings).await.unwrap();
+        let server =
+            Server::start(listener, registry.clone(), store, connections.clone(), settings).await.unwrap();
         let base = format!("http://{}", server.addr);
         let env = Env {
             salesforce: connections.salesforce["salesforce"].clone(),
@@ -148,13 +149,7 @@ impl Env {
         let store = &self.server.state().store;
         let from = jiff::Timestamp::UNIX_EPOCH;
         let to = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24);
-        store
-            .run_counts(from, to)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|c| ((c.flow, c.status), c.count))
-            .collect()
+        store.run_counts(from, to).await.unwrap().into_iter().map(|c| ((c.flow, c.status), c.count)).collect()
     }
 
     async fn activity(&self) -> Activity {
@@ -208,7 +203,9 @@ impl Env {
                 .run_counts()
                 .await
                 .iter()
-                .filter(|((f, status), _)| f == flow && !matches!(status, RunStatus::Queued | RunStatus::Running))
+                .filter(|((f, status), _)| {
+                    f == flow && !matches!(status, RunStatus::Queued | RunStatus::Running)
+                })
                 .map(|(_, n)| n)
                 .sum();
             if done >= count {
@@ -228,7 +225,7 @@ impl Env {
             .filter(|((_, status), n)| *n > 0 && !matches!(status, RunStatus::Succeeded))
             .collect();
         if !failed.is_empty() {
-            let runs = self.get(&format!("/api/runs?status=failed&limit=5")).await;
+            let runs = self.get("/api/runs?status=failed&limit=5").await;
             panic!("runs that did not succeed: {failed:?}\n{runs:#}");
         }
     }
@@ -262,12 +259,18 @@ impl Env {
     }
 
     fn sf_record(&self, object: &str, id: &str) -> Value {
-        self.sf_records(object).into_iter().find(|r| r["Id"] == id).unwrap_or_else(|| panic!("no {object} {id}"))
+        self.sf_records(object)
+            .into_iter()
+            .find(|r| r["Id"] == id)
+            .unwrap_or_else(|| panic!("no {object} {id}"))
     }
 
     fn opportunity_of_referral(&self, referral: &str) -> Value {
-        let found: Vec<Value> =
-            self.sf_records("Opportunity").into_iter().filter(|o| o["Referral_Identifier__c"] == referral).collect();
+        let found: Vec<Value> = self
+            .sf_records("Opportunity")
+            .into_iter()
+            .filter(|o| o["Referral_Identifier__c"] == referral)
+            .collect();
         assert_eq!(found.len(), 1, "one Opportunity for referral {referral}: {found:#?}");
         found.into_iter().next().unwrap()
     }
@@ -299,7 +302,11 @@ impl Env {
     }
 
     async fn referral(&self, id: &str) -> Value {
-        self.referrals().await.into_iter().find(|r| r["id"] == id).unwrap_or_else(|| panic!("no referral {id}"))
+        self.referrals()
+            .await
+            .into_iter()
+            .find(|r| r["id"] == id)
+            .unwrap_or_else(|| panic!("no referral {id}"))
     }
 
     async fn deliveries(&self) -> Vec<Value> {
@@ -444,7 +451,10 @@ async fn a_referral_shared_by_microsoft_becomes_an_open_opportunity_with_its_acc
     // The customer is already in Salesforce, with one of the referral's contacts.
     let account = env.sf_create("Account", json!({"Name": "Fabrikam"})).await;
     let known = env
-        .sf_create("Contact", json!({"AccountId": account, "LastName": "Ortiz", "Email": "dana@fabrikam.example"}))
+        .sf_create(
+            "Contact",
+            json!({"AccountId": account, "LastName": "Ortiz", "Email": "dana@fabrikam.example"}),
+        )
         .await;
     let shared = env.share_referral(microsoft_referral("Fabrikam", "dana@fabrikam.example")).await;
     let id = text(&shared["id"]).to_string();
@@ -467,9 +477,13 @@ async fn a_referral_shared_by_microsoft_becomes_an_open_opportunity_with_its_acc
     assert_eq!(opportunity["Sync_with_Partner_Center__c"], true);
     assert_eq!(opportunity["LeadSource"], "Partner Referral");
     assert_eq!(opportunity["AccountId"], account.as_str(), "the existing account is used");
-    assert!(text(&opportunity["Audit__c"]).contains(&format!("Created from Partner Center referral {id} (New/Pending)")));
+    assert!(
+        text(&opportunity["Audit__c"])
+            .contains(&format!("Created from Partner Center referral {id} (New/Pending)"))
+    );
 
-    let accounts: Vec<Value> = env.sf_records("Account").into_iter().filter(|a| a["Name"] == "Fabrikam").collect();
+    let accounts: Vec<Value> =
+        env.sf_records("Account").into_iter().filter(|a| a["Name"] == "Fabrikam").collect();
     assert_eq!(accounts.len(), 1, "no duplicate account");
     let contacts = env.sf_records("Contact");
     let dana: Vec<&Value> = contacts.iter().filter(|c| c["Email"] == "dana@fabrikam.example").collect();
@@ -477,13 +491,19 @@ async fn a_referral_shared_by_microsoft_becomes_an_open_opportunity_with_its_acc
     assert_eq!(dana[0]["Id"], known.as_str());
     let lee: Vec<&Value> = contacts.iter().filter(|c| c["Email"] == "lee@fabrikam.example").collect();
     assert_eq!(lee.len(), 1);
-    assert_eq!((&lee[0]["FirstName"], &lee[0]["LastName"], &lee[0]["AccountId"]), (&json!("Lee"), &json!("Park"), &json!(account)));
+    assert_eq!(
+        (&lee[0]["FirstName"], &lee[0]["LastName"], &lee[0]["AccountId"]),
+        (&json!("Lee"), &json!("Park"), &json!(account))
+    );
     assert_eq!(lee[0]["LeadSource"], "Partner Referral");
 
     // A new customer gets a new account.
     let opportunity = env.opportunity_of_referral(text(&other["id"]));
     let created = env.sf_record("Account", text(&opportunity["AccountId"]));
-    assert_eq!((&created["Name"], &created["BillingCity"], &created["BillingCountry"]), (&json!("Northwind"), &json!("Redmond"), &json!("US")));
+    assert_eq!(
+        (&created["Name"], &created["BillingCity"], &created["BillingCountry"]),
+        (&json!("Northwind"), &json!("Redmond"), &json!("US"))
+    );
     // Partner Center now knows which Opportunity each referral is.
     assert_eq!(env.referral(&id).await["externalReferenceId"], env.opportunity_of_referral(&id)["Id"]);
     env.assert_no_failed_runs().await;
@@ -499,7 +519,8 @@ async fn updates_flow_both_ways_including_closing_won_and_lost() {
     let shared = env.share_referral(microsoft_referral("Fabrikam", "dana@fabrikam.example")).await;
     let from_pc = text(&shared["id"]).to_string();
     env.settle().await;
-    let from_sf = text(&env.sf_record("Opportunity", &deal.opportunity)["Referral_Identifier__c"]).to_string();
+    let from_sf =
+        text(&env.sf_record("Opportunity", &deal.opportunity)["Referral_Identifier__c"]).to_string();
 
     // A seller changes the deal in Salesforce.
     env.sf_update(
@@ -521,7 +542,10 @@ async fn updates_flow_both_ways_including_closing_won_and_lost() {
     assert_eq!(opportunity["Amount"], json!(99000.0));
     assert_eq!(opportunity["Description"], "Two regions only.");
     let audit = text(&opportunity["Audit__c"]);
-    assert!(audit.contains(&format!("Updated from Partner Center referral {from_pc}: Amount, Description")), "{audit}");
+    assert!(
+        audit.contains(&format!("Updated from Partner Center referral {from_pc}: Amount, Description")),
+        "{audit}"
+    );
 
     // The seller wins the first deal; Microsoft's side of the second is lost.
     env.sf_update("Opportunity", &deal.opportunity, json!({"StageName": "Closed Won"})).await;
@@ -530,9 +554,15 @@ async fn updates_flow_both_ways_including_closing_won_and_lost() {
     let won = env.referral(&from_sf).await;
     assert_eq!((text(&won["status"]), text(&won["substatus"])), ("Closed", "Won"));
     let lost = env.opportunity_of_referral(&from_pc);
-    assert_eq!((&lost["StageName"], &lost["IsClosed"], &lost["IsWon"]), (&json!("Closed Lost"), &json!(true), &json!(false)));
+    assert_eq!(
+        (&lost["StageName"], &lost["IsClosed"], &lost["IsWon"]),
+        (&json!("Closed Lost"), &json!(true), &json!(false))
+    );
     let won_opportunity = env.sf_record("Opportunity", &deal.opportunity);
-    assert_eq!((&won_opportunity["StageName"], &won_opportunity["IsWon"]), (&json!("Closed Won"), &json!(true)));
+    assert_eq!(
+        (&won_opportunity["StageName"], &won_opportunity["IsWon"]),
+        (&json!("Closed Won"), &json!(true))
+    );
     let lost_referral = env.referral(&from_pc).await;
     assert_eq!((text(&lost_referral["status"]), text(&lost_referral["substatus"])), ("Closed", "Lost"));
     env.assert_no_failed_runs().await;
@@ -546,7 +576,8 @@ async fn one_change_on_either_side_makes_a_fixed_number_of_writes_and_then_none(
     let env = Env::start(&flows_dir()).await;
     let deal = share_from_salesforce(&env, "Contoso").await;
     env.settle().await;
-    let referral = text(&env.sf_record("Opportunity", &deal.opportunity)["Referral_Identifier__c"]).to_string();
+    let referral =
+        text(&env.sf_record("Opportunity", &deal.opportunity)["Referral_Identifier__c"]).to_string();
 
     // Salesforce side: the seller's edit (1), the referral patched (1), the audit line (1).
     let before = env.writes();
@@ -621,14 +652,19 @@ async fn throttling_outages_expired_sessions_and_a_lost_webhook_lose_nothing() {
         let installed = &report[first_rule + offset];
         assert_eq!(Some(installed.fired), installed.rule.times, "{rule} did not fire fully: {report:#?}");
     }
-    let from_sf = text(&env.sf_record("Opportunity", &deal.opportunity)["Referral_Identifier__c"]).to_string();
+    let from_sf =
+        text(&env.sf_record("Opportunity", &deal.opportunity)["Referral_Identifier__c"]).to_string();
     assert!(!from_sf.is_empty(), "the Salesforce deal reached Partner Center");
     assert_eq!(env.referral(&from_sf).await["externalReferenceId"], deal.opportunity.as_str());
     assert_eq!(env.opportunity_of_referral(&from_pc)["Amount"], json!(120000.0));
 
     // An expired Salesforce session mid-way: the next calls sign in again.
     let signed_in = env.count("sf_token");
-    env.client.post(format!("{}/__sandbox/sessions/expire", env.sandbox.salesforce_url)).send().await.unwrap();
+    env.client
+        .post(format!("{}/__sandbox/sessions/expire", env.sandbox.salesforce_url))
+        .send()
+        .await
+        .unwrap();
     env.sf_update("Opportunity", &deal.opportunity, json!({"Amount": 260000})).await;
     env.settle().await;
     assert!(env.count("sf_token") > signed_in, "sessions were renewed");
@@ -648,15 +684,25 @@ async fn throttling_outages_expired_sessions_and_a_lost_webhook_lose_nothing() {
     assert!(faults.report()[lost_rule].fired > 0, "the delivery was dropped");
     env.settle_ignoring_deliveries().await;
     assert_eq!(env.opportunity_of_referral(&from_pc)["Amount"], json!(120000.0), "the event did not arrive");
-    env.client.post(format!("{}/api/flows/pc-cosell-referral-updates-to-sf/run", env.base)).send().await.unwrap();
+    env.client
+        .post(format!("{}/api/flows/pc-cosell-referral-updates-to-sf/run", env.base))
+        .send()
+        .await
+        .unwrap();
     env.settle_ignoring_deliveries().await;
     let caught_up = env.opportunity_of_referral(&from_pc);
     assert_eq!(caught_up["Amount"], json!(88000.0), "the catch-up flow brought the change");
-    assert!(text(&caught_up["Audit__c"]).contains(&format!("Updated from Partner Center referral {from_pc}: Amount")));
+    assert!(
+        text(&caught_up["Audit__c"])
+            .contains(&format!("Updated from Partner Center referral {from_pc}: Amount"))
+    );
 
     // Partner Center retries the event later; it finds nothing left to do. (Putting back only
     // the counting rules restarts their counts, at the same positions.)
-    faults.replace(COUNTED.iter().map(|(_, route)| format!("{route}: latency delay=0ms").parse().unwrap()).collect(), None);
+    faults.replace(
+        COUNTED.iter().map(|(_, route)| format!("{route}: latency delay=0ms").parse().unwrap()).collect(),
+        None,
+    );
     let resting = env.writes();
     env.settle().await;
     let deliveries = env.deliveries().await;
@@ -747,9 +793,11 @@ async fn five_hundred_referrals_and_five_hundred_opportunities_converge() {
     let calls_at_start = env.api_calls();
 
     // Salesforce: 50 customers and 500 opportunities marked for co-sell, loaded in batches of 200.
-    let accounts: Vec<Value> = (0..50).map(|i| json!({"Name": format!("Customer {i:02}"), "BillingCountry": "US"})).collect();
+    let accounts: Vec<Value> =
+        (0..50).map(|i| json!({"Name": format!("Customer {i:02}"), "BillingCountry": "US"})).collect();
     let created = env.sf_call("create_records", json!({"sobject": "Account", "records": accounts})).await;
-    let account_ids: Vec<String> = created.as_array().unwrap().iter().map(|r| text(&r["id"]).to_string()).collect();
+    let account_ids: Vec<String> =
+        created.as_array().unwrap().iter().map(|r| text(&r["id"]).to_string()).collect();
     assert_eq!(account_ids.len(), 50, "{created:#}");
     let opportunities: Vec<Value> = (0..N)
         .map(|i| {
@@ -779,7 +827,12 @@ async fn five_hundred_referrals_and_five_hundred_opportunities_converge() {
             .get(text(&opportunity["Referral_Identifier__c"]))
             .unwrap_or_else(|| panic!("{} has no referral", opportunity["Name"]));
         assert_eq!(referral["externalReferenceId"], opportunity["Id"]);
-        assert_eq!(referral["details"]["dealValue"].as_f64(), opportunity["Amount"].as_f64(), "{}", opportunity["Name"]);
+        assert_eq!(
+            referral["details"]["dealValue"].as_f64(),
+            opportunity["Amount"].as_f64(),
+            "{}",
+            opportunity["Name"]
+        );
     }
     env.assert_no_failed_runs().await;
     let runs: u64 = env.run_counts().await.values().sum();

@@ -130,7 +130,12 @@ pub async fn run(options: &DoctorOptions, connections: &LoadedConnections, http:
     let usage = match usage::scan(&options.flows_dir) {
         Ok(usage) => usage,
         Err(err) => {
-            report.push(&flows_area, Level::Problem, err.to_string(), Some("pass --flows with the flows folder".into()));
+            report.push(
+                &flows_area,
+                Level::Problem,
+                err.to_string(),
+                Some("pass --flows with the flows folder".into()),
+            );
             return report;
         }
     };
@@ -168,7 +173,12 @@ fn check_flows(usage: &Usage, area: &str, report: &mut Report) {
         }
     }
     if usage.flow_files.is_empty() {
-        report.push(area, Level::Problem, "no flow files found", Some("pass --flows with the flows folder".into()));
+        report.push(
+            area,
+            Level::Problem,
+            "no flow files found",
+            Some("pass --flows with the flows folder".into()),
+        );
     } else if broken == 0 {
         let n = usage.flow_files.len();
         report.push(area, Level::Ok, format!("{n} flow{} compile", plural(n)), None);
@@ -207,13 +217,16 @@ fn load_metadata(options: &DoctorOptions, area: &str, report: &mut Report) -> Op
 
 fn check_connections_exist(usage: &Usage, connections: &LoadedConnections, area: &str, report: &mut Report) {
     for (name, files) in &usage.connections {
-        let known = connections.salesforce.contains_key(name) || connections.partner_center.contains_key(name);
+        let known =
+            connections.salesforce.contains_key(name) || connections.partner_center.contains_key(name);
         if !known {
             report.push(
                 area,
                 Level::Problem,
                 format!("connection `{name}` (used by {}) is not in the connections file", used_by(files)),
-                Some(format!("add a `{name}` connection to coflow.yaml, or pass --config with the file that has it")),
+                Some(format!(
+                    "add a `{name}` connection to coflow.yaml, or pass --config with the file that has it"
+                )),
             );
         }
     }
@@ -221,7 +234,8 @@ fn check_connections_exist(usage: &Usage, connections: &LoadedConnections, area:
 
 /// `a.yaml, b.yaml and 3 more`.
 fn used_by(files: &BTreeSet<PathBuf>) -> String {
-    let names: Vec<String> = files.iter().map(|p| file_name(p)).collect::<BTreeSet<_>>().into_iter().collect();
+    let names: Vec<String> =
+        files.iter().map(|p| file_name(p)).collect::<BTreeSet<_>>().into_iter().collect();
     match names.len() {
         0..=4 => names.join(", "),
         n => format!("{} and {} more", names[..3].join(", "), n - 3),
@@ -284,7 +298,8 @@ impl<'a> Org<'a> {
         }
         match self.signed_in.clone() {
             Some(Err(message)) => {
-                let fix = "check the connection's URL and credentials in coflow.yaml (and the secrets it reads)";
+                let fix =
+                    "check the connection's URL and credentials in coflow.yaml (and the secrets it reads)";
                 self.findings.push(Finding {
                     area: self.area.clone(),
                     level: Level::Problem,
@@ -299,14 +314,21 @@ impl<'a> Org<'a> {
         let problems = std::mem::take(&mut self.problems);
         for object in objects.keys() {
             let prefix = format!("{object}.");
-            let has_problem = problems.keys().any(|subject| subject == object || subject.starts_with(&prefix));
+            let has_problem =
+                problems.keys().any(|subject| subject == object || subject.starts_with(&prefix));
             if !has_problem {
-                let count = uses.iter().filter(|u| &u.object == object && u.field.is_some()).map(|u| u.display()).collect::<BTreeSet<_>>().len();
+                let count = uses
+                    .iter()
+                    .filter(|u| &u.object == object && u.field.is_some())
+                    .map(|u| u.display())
+                    .collect::<BTreeSet<_>>()
+                    .len();
                 self.ok(&format!("{object}: the {count} field{} the flows use are there", plural(count)));
             }
         }
         for (message, fix, files) in problems.into_values() {
-            let used = if files.is_empty() { String::new() } else { format!(" (used by {})", used_by(&files)) };
+            let used =
+                if files.is_empty() { String::new() } else { format!(" (used by {})", used_by(&files)) };
             self.findings.push(Finding {
                 area: self.area.clone(),
                 level: Level::Problem,
@@ -317,11 +339,17 @@ impl<'a> Org<'a> {
     }
 
     fn ok(&mut self, message: &str) {
-        self.findings.push(Finding { area: self.area.clone(), level: Level::Ok, message: message.into(), fix: None });
+        self.findings.push(Finding {
+            area: self.area.clone(),
+            level: Level::Ok,
+            message: message.into(),
+            fix: None,
+        });
     }
 
     fn problem(&mut self, subject: &str, message: String, fix: Option<String>, source: Option<&Path>) {
-        let entry = self.problems.entry(subject.to_string()).or_insert_with(|| (message, fix, BTreeSet::new()));
+        let entry =
+            self.problems.entry(subject.to_string()).or_insert_with(|| (message, fix, BTreeSet::new()));
         if let Some(source) = source {
             entry.2.insert(source.to_path_buf());
         }
@@ -381,7 +409,9 @@ impl<'a> Org<'a> {
             subject = format!("{subject}.{parent}");
             let Some(target) = parent_object(&current, parent) else {
                 let message = format!("{object} has no relationship `{parent}`");
-                let fix = format!("check the lookup field behind `{parent}` exists on {object} and is visible to the user");
+                let fix = format!(
+                    "check the lookup field behind `{parent}` exists on {object} and is visible to the user"
+                );
                 self.problem(&subject, message, Some(fix), source);
                 return Some(());
             };
@@ -417,7 +447,9 @@ impl<'a> Org<'a> {
             .metadata
             .as_ref()
             .and_then(|m| m.permission_sets.first())
-            .map(|set| format!(", then `sf org assign permset -n {}` for the user coflow signs in as", set.name))
+            .map(|set| {
+                format!(", then `sf org assign permset -n {}` for the user coflow signs in as", set.name)
+            })
             .unwrap_or_default();
         format!("install {} (`sf project deploy start -d {project}`{permission})", path.display())
     }
@@ -484,9 +516,14 @@ impl<'a> Org<'a> {
                 .and_then(Value::as_array)
                 .map(|values| values.iter().filter_map(|v| v.get("value").and_then(Value::as_str)).collect())
                 .unwrap_or_default();
-            let missing: Vec<&str> = def.values.iter().map(String::as_str).filter(|v| !values.contains(v)).collect();
+            let missing: Vec<&str> =
+                def.values.iter().map(String::as_str).filter(|v| !values.contains(v)).collect();
             if !missing.is_empty() {
-                let message = format!("{qualified} lacks the picklist value{} {}", plural(missing.len()), missing.join(", "));
+                let message = format!(
+                    "{qualified} lacks the picklist value{} {}",
+                    plural(missing.len()),
+                    missing.join(", ")
+                );
                 let fix = format!("add them as in {} (the mappings write them)", def.path.display());
                 self.problem(&qualified, message, Some(fix), None);
             }
@@ -547,7 +584,12 @@ async fn check_partner_center(
         Err(ConnectorError::Status { status: 404, .. }) => None,
         Err(err) => {
             let fix = "check webhooks_url and the auth settings of the connection";
-            report.push(&area, Level::Problem, format!("cannot read the webhook registration: {err}"), Some(fix.into()));
+            report.push(
+                &area,
+                Level::Problem,
+                format!("cannot read the webhook registration: {err}"),
+                Some(fix.into()),
+            );
             return;
         }
     };
@@ -575,7 +617,8 @@ fn check_registration(
     };
     let expected = options.webhook_url.clone().or_else(|| registering.and_then(|r| r.url.clone()));
     if let Some(url) = &expected {
-        let host = url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
+        let host =
+            url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
         if options.webhook_url.is_none() && host.ends_with("example.com") {
             report.push(
                 area,
@@ -584,20 +627,31 @@ fn check_registration(
                 Some("set the webhook_url parameter of the registration flow to coflow's public address, or pass --webhook-url".into()),
             );
         }
-        let points_at_flow = flows.iter().any(|f| url.trim_end_matches('/').ends_with(&format!("/hooks/{}", f.flow)));
+        let points_at_flow =
+            flows.iter().any(|f| url.trim_end_matches('/').ends_with(&format!("/hooks/{}", f.flow)));
         if !flows.is_empty() && !points_at_flow {
             let hooks: Vec<String> = flows.iter().map(|f| format!("/hooks/{}", f.flow)).collect();
             report.push(
                 area,
                 Level::Problem,
-                format!("the webhook URL {url} does not end with a webhook flow's path ({})", hooks.join(", ")),
+                format!(
+                    "the webhook URL {url} does not end with a webhook flow's path ({})",
+                    hooks.join(", ")
+                ),
                 Some("point webhook_url at the pc-to-sf flow's hook".into()),
             );
         }
     }
-    let Some(registration) = registration.filter(|r| r.get("WebhookUrl").and_then(Value::as_str).is_some_and(|u| !u.is_empty())) else {
+    let Some(registration) =
+        registration.filter(|r| r.get("WebhookUrl").and_then(Value::as_str).is_some_and(|u| !u.is_empty()))
+    else {
         if !flows.is_empty() {
-            report.push(area, Level::Problem, "no webhook is registered: referral events will not reach coflow", Some(register_fix));
+            report.push(
+                area,
+                Level::Problem,
+                "no webhook is registered: referral events will not reach coflow",
+                Some(register_fix),
+            );
         }
         return;
     };
@@ -620,20 +674,31 @@ fn check_registration(
         }
     }
     for flow in &flows {
-        let missing: Vec<&str> = flow.events.iter().map(String::as_str).filter(|e| !registered.contains(e)).collect();
+        let missing: Vec<&str> =
+            flow.events.iter().map(String::as_str).filter(|e| !registered.contains(e)).collect();
         if !missing.is_empty() {
             fine = false;
             report.push(
                 area,
                 Level::Problem,
-                format!("{} is not registered for {} (flow {})", registered_url, missing.join(", "), flow.flow),
+                format!(
+                    "{} is not registered for {} (flow {})",
+                    registered_url,
+                    missing.join(", "),
+                    flow.flow
+                ),
                 Some(register_fix.clone()),
             );
         }
     }
     if fine {
         let events: Vec<&str> = registered.into_iter().collect();
-        report.push(area, Level::Ok, format!("webhook registered at {registered_url} for {}", events.join(", ")), None);
+        report.push(
+            area,
+            Level::Ok,
+            format!("webhook registered at {registered_url} for {}", events.join(", ")),
+            None,
+        );
     }
 }
 
@@ -645,7 +710,12 @@ mod tests {
     fn the_text_report_groups_by_area_and_counts_problems() {
         let mut report = Report::default();
         report.push("flows (flows)", Level::Ok, "8 flows compile", None);
-        report.push("Salesforce connection `salesforce`", Level::Problem, "field Opportunity.Audit__c is missing", Some("install it".into()));
+        report.push(
+            "Salesforce connection `salesforce`",
+            Level::Problem,
+            "field Opportunity.Audit__c is missing",
+            Some("install it".into()),
+        );
         report.push("Salesforce connection `salesforce`", Level::Warning, "odd", None);
         assert_eq!(report.problems(), 1);
         assert_eq!(
@@ -661,7 +731,10 @@ mod tests {
             "childRelationships": [{"relationshipName": "Microsoft_Solutions__r", "childSObject": "Microsoft_Solution__c"}]
         });
         assert_eq!(parent_object(&described, "account").as_deref(), Some("Account"));
-        assert_eq!(child_object(&described, "Microsoft_Solutions__r").as_deref(), Some("Microsoft_Solution__c"));
+        assert_eq!(
+            child_object(&described, "Microsoft_Solutions__r").as_deref(),
+            Some("Microsoft_Solution__c")
+        );
         assert!(field_entry(&described, "accountid").is_some());
         assert!(field_entry(&described, "Nope").is_none());
     }

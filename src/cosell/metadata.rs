@@ -162,7 +162,9 @@ impl Metadata {
 
     /// The field `object.name` (case-insensitive).
     pub fn field(&self, object: &str, name: &str) -> Option<&FieldDef> {
-        self.fields.iter().find(|f| f.object.eq_ignore_ascii_case(object) && f.name.eq_ignore_ascii_case(name))
+        self.fields
+            .iter()
+            .find(|f| f.object.eq_ignore_ascii_case(object) && f.name.eq_ignore_ascii_case(name))
     }
 
     /// The lookup whose child relationship on `parent` is `relationship` (`Microsoft_Solutions__r`).
@@ -241,7 +243,11 @@ fn read_field(object: &str, path: &Path) -> Result<FieldDef, MetadataError> {
         .child("valueSet")
         .and_then(|set| set.child("valueSetDefinition"))
         .map(|definition| {
-            definition.children_named("value").filter_map(|v| v.text("fullName")).map(str::to_string).collect()
+            definition
+                .children_named("value")
+                .filter_map(|v| v.text("fullName"))
+                .map(str::to_string)
+                .collect()
         })
         .unwrap_or_default();
     Ok(FieldDef {
@@ -315,8 +321,8 @@ impl Element {
 }
 
 fn read_xml(path: &Path) -> Result<Element, MetadataError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| MetadataError::Io { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| MetadataError::Io { path: path.to_path_buf(), source })?;
     parse_xml(&text).map_err(|message| MetadataError::Xml { path: path.to_path_buf(), message })
 }
 
@@ -359,7 +365,10 @@ fn parse_xml(text: &str) -> Result<Element, String> {
     if stack.len() != 1 {
         return Err("the document ends inside an element".into());
     }
-    stack.pop().and_then(|document| document.children.into_iter().next()).ok_or_else(|| "no root element".into())
+    stack
+        .pop()
+        .and_then(|document| document.children.into_iter().next())
+        .ok_or_else(|| "no root element".into())
 }
 
 fn push_text(stack: &mut [Element], text: &str) {
@@ -396,7 +405,8 @@ mod tests {
         assert_eq!(root.text("fullName"), Some("A__c"));
         assert_eq!(root.text("description"), Some("Tom & Jerry ✔ <raw>"));
         assert_eq!(root.text("empty"), Some(""));
-        let values: Vec<&str> = root.children[3].children[0].children_named("value").filter_map(|v| v.text("fullName")).collect();
+        let values: Vec<&str> =
+            root.children[3].children[0].children_named("value").filter_map(|v| v.text("fullName")).collect();
         assert_eq!(values, ["One", "Two"]);
     }
 

@@ -38,11 +38,58 @@ enum Token {
 }
 
 const KEYWORDS: &[&str] = &[
-    "select", "from", "where", "and", "or", "not", "null", "true", "false", "limit", "offset", "order", "by",
-    "asc", "desc", "nulls", "first", "last", "group", "having", "in", "includes", "excludes", "like", "with",
-    "using", "scope", "for", "view", "reference", "update", "tracking", "viewstat", "typeof", "when", "then",
-    "else", "end", "rollup", "cube", "all", "rows", "data", "category", "at", "above", "below",
-    "above_or_below", "security_enforced", "today", "yesterday", "tomorrow",
+    "select",
+    "from",
+    "where",
+    "and",
+    "or",
+    "not",
+    "null",
+    "true",
+    "false",
+    "limit",
+    "offset",
+    "order",
+    "by",
+    "asc",
+    "desc",
+    "nulls",
+    "first",
+    "last",
+    "group",
+    "having",
+    "in",
+    "includes",
+    "excludes",
+    "like",
+    "with",
+    "using",
+    "scope",
+    "for",
+    "view",
+    "reference",
+    "update",
+    "tracking",
+    "viewstat",
+    "typeof",
+    "when",
+    "then",
+    "else",
+    "end",
+    "rollup",
+    "cube",
+    "all",
+    "rows",
+    "data",
+    "category",
+    "at",
+    "above",
+    "below",
+    "above_or_below",
+    "security_enforced",
+    "today",
+    "yesterday",
+    "tomorrow",
 ];
 
 /// Reads the names of a query; `None` when there is no `SELECT ... FROM object`.
@@ -92,7 +139,8 @@ fn tokenize(text: &str) -> Vec<Token> {
             tokens.push(Token::Value);
         } else if c.is_ascii_alphabetic() || c == '_' {
             let start = i;
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == '.') {
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == '.')
+            {
                 i += 1;
             }
             tokens.push(Token::Word(chars[start..i].iter().collect()));

@@ -167,7 +167,9 @@ impl<'a> FlowScan<'a> {
             .and_then(Yaml::as_mapping)
             .map(|map| {
                 map.iter()
-                    .filter_map(|(alias, name)| Some((alias.as_str()?.to_string(), name.as_str()?.to_string())))
+                    .filter_map(|(alias, name)| {
+                        Some((alias.as_str()?.to_string(), name.as_str()?.to_string()))
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -316,7 +318,11 @@ impl<'a> FlowScan<'a> {
             let Some(target) = self.mappings.get(&name).and_then(|m| m.target.clone()) else { continue };
             if written.contains(&target) {
                 // Which connection does not show here; the object's writes name it.
-                let connection = self.found.iter().find(|u| u.object == target && u.write).and_then(|u| u.connection.clone());
+                let connection = self
+                    .found
+                    .iter()
+                    .find(|u| u.object == target && u.write)
+                    .and_then(|u| u.connection.clone());
                 self.add_mapping_fields(&connection, &target, &name);
             }
         }
@@ -443,9 +449,10 @@ fn quoted_names(text: &str) -> Vec<String> {
 fn parameter_reference(text: &str) -> Option<&str> {
     let inner = text.trim().strip_prefix("{{")?.strip_suffix("}}")?.trim();
     let argument = inner.strip_prefix("parameters(")?.strip_suffix(')')?.trim();
-    argument.strip_prefix('\'').and_then(|a| a.strip_suffix('\'')).or_else(|| {
-        argument.strip_prefix('"').and_then(|a| a.strip_suffix('"'))
-    })
+    argument
+        .strip_prefix('\'')
+        .and_then(|a| a.strip_suffix('\''))
+        .or_else(|| argument.strip_prefix('"').and_then(|a| a.strip_suffix('"')))
 }
 
 #[cfg(test)]
@@ -455,11 +462,15 @@ mod tests {
     #[test]
     fn template_helpers() {
         assert_eq!(
-            mapping_calls("{{ setProperty(mapping('referral_to_account', x), 'AccountId', mapping( \"b\" )) }}"),
+            mapping_calls(
+                "{{ setProperty(mapping('referral_to_account', x), 'AccountId', mapping( \"b\" )) }}"
+            ),
             ["referral_to_account", "b"]
         );
         assert_eq!(
-            quoted_names("{{ setProperty(setProperty(x, 'AccountId', y), 'Audit__c', concat(' Created ', 'Current_opportunity')) }}"),
+            quoted_names(
+                "{{ setProperty(setProperty(x, 'AccountId', y), 'Audit__c', concat(' Created ', 'Current_opportunity')) }}"
+            ),
             ["AccountId", "Audit__c", "Current_opportunity"]
         );
         assert_eq!(parameter_reference("{{ parameters('webhook_url') }}"), Some("webhook_url"));

@@ -385,7 +385,8 @@ impl Schema {
                 object.children.clear();
                 let name = object.name.clone();
                 object.fields.retain(|field| {
-                    let dangling = !field.reference_to.is_empty() && field.reference_to.iter().all(|t| gone(t));
+                    let dangling =
+                        !field.reference_to.is_empty() && field.reference_to.iter().all(|t| gone(t));
                     !dangling && !field_gone(&name, &field.name)
                 });
                 object
@@ -822,7 +823,10 @@ mod tests {
         let opp = &partial.objects[partial.object_index("Opportunity").unwrap_or_default()];
         assert!(opp.field("Audit__c").is_none());
         assert!(opp.field("Referral_Link__c").is_some());
-        assert!(opp.child_relationship("Microsoft_Solutions__r").is_none(), "the child relationship went with it");
+        assert!(
+            opp.child_relationship("Microsoft_Solutions__r").is_none(),
+            "the child relationship went with it"
+        );
         assert!(opp.child_relationship("Notes").is_some());
         assert_eq!(partial.objects.len(), full.objects.len() - 1);
     }
