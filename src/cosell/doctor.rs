@@ -246,6 +246,9 @@ fn file_name(path: &Path) -> String {
     path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
+/// A problem's message, its fix, and the files that use what it is about.
+type Problem = (String, Option<String>, BTreeSet<PathBuf>);
+
 /// What describe says about one object: `None` when the object does not exist.
 type Described = Option<Arc<Value>>;
 
@@ -258,7 +261,7 @@ struct Org<'a> {
     metadata: &'a Option<Metadata>,
     described: HashMap<String, Described>,
     /// Problems by subject (`Opportunity.Audit__c`), so every use of one name is one finding.
-    problems: BTreeMap<String, (String, Option<String>, BTreeSet<PathBuf>)>,
+    problems: BTreeMap<String, Problem>,
     findings: Vec<Finding>,
     signed_in: Option<Result<(), String>>,
 }
@@ -289,62 +292,51 @@ impl<'a> Org<'a> {
             .iter()
             .filter(|u| u.connection.as_deref().is_none_or(|c| c == self.connection))
             .collect();
-        let mut objects: BTreeMap<String, usize> = BTreeMap::new();
         for found in &uses {
             if self.resolve(found).await.is_none() {
                 break;
             }
-            *objects.entry(found.object.clone()).or_default() += 1;
         }
-        match self.signed_in.clone() {
-            Some(Err(message)) => {
-                let fix =
-                    "check the connection's URL and credentials in coflow.yaml (and the secrets it reads)";
-                self.findings.push(Finding {
-                    area: self.area.clone(),
-                    level: Level::Problem,
-                    message: format!("cannot sign in: {message}"),
-                    fix: Some(fix.into()),
-                });
-                return;
-            }
-            _ => self.ok("signed in"),
+        if let Some(Err(message)) = self.signed_in.clone() {
+            let fix = "check the connection's URL and credentials in coflow.yaml (and the secrets it reads)";
+            self.push(Level::Problem, format!("cannot sign in: {message}"), Some(fix.into()));
+            return;
         }
+        self.push(Level::Ok, "signed in".into(), None);
         self.check_metadata().await;
         let problems = std::mem::take(&mut self.problems);
-        for object in objects.keys() {
-            let prefix = format!("{object}.");
-            let has_problem =
-                problems.keys().any(|subject| subject == object || subject.starts_with(&prefix));
-            if !has_problem {
-                let count = uses
-                    .iter()
-                    .filter(|u| &u.object == object && u.field.is_some())
-                    .map(|u| u.display())
-                    .collect::<BTreeSet<_>>()
-                    .len();
-                self.ok(&format!("{object}: the {count} field{} the flows use are there", plural(count)));
-            }
-        }
+        self.objects_in_place(&uses, &problems);
         for (message, fix, files) in problems.into_values() {
             let used =
                 if files.is_empty() { String::new() } else { format!(" (used by {})", used_by(&files)) };
-            self.findings.push(Finding {
-                area: self.area.clone(),
-                level: Level::Problem,
-                message: format!("{message}{used}"),
-                fix,
-            });
+            self.push(Level::Problem, format!("{message}{used}"), fix);
         }
     }
 
-    fn ok(&mut self, message: &str) {
-        self.findings.push(Finding {
-            area: self.area.clone(),
-            level: Level::Ok,
-            message: message.into(),
-            fix: None,
-        });
+    /// One line per object the flows use that has everything they need.
+    fn objects_in_place(&mut self, uses: &[&SalesforceUse], problems: &BTreeMap<String, Problem>) {
+        let objects: BTreeSet<&str> = uses.iter().map(|u| u.object.as_str()).collect();
+        for object in objects {
+            let prefix = format!("{object}.");
+            if problems.keys().any(|subject| subject == object || subject.starts_with(&prefix)) {
+                continue;
+            }
+            let fields: BTreeSet<String> = uses
+                .iter()
+                .filter(|u| u.object == object && u.field.is_some())
+                .map(|u| u.display())
+                .collect();
+            let count = fields.len();
+            self.push(
+                Level::Ok,
+                format!("{object}: the {count} field{} the flows use are there", plural(count)),
+                None,
+            );
+        }
+    }
+
+    fn push(&mut self, level: Level, message: String, fix: Option<String>) {
+        self.findings.push(Finding { area: self.area.clone(), level, message, fix });
     }
 
     fn problem(&mut self, subject: &str, message: String, fix: Option<String>, source: Option<&Path>) {
