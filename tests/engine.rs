@@ -1716,3 +1716,39 @@ fn coflow_run_explains_a_missing_event_file() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cannot read event file no/such/event.json"), "{stderr}");
 }
+
+const TWO_CALLS: &str = r#"
+name: two-calls
+trigger: {type: manual}
+actions:
+  first:
+    type: http
+    method: POST
+    url: "http://{{ triggerBody().addr }}/scripted"
+    body: {n: 1}
+  second:
+    type: http
+    method: POST
+    url: "http://{{ triggerBody().addr }}/scripted"
+    body: {n: "{{ body('first').status }}"}
+"#;
+
+#[tokio::test]
+async fn a_resumed_run_reuses_calls_that_succeeded_before_and_makes_the_rest() {
+    let server = TestServer::start();
+    let flow = load(TWO_CALLS);
+    let first_time = run_flow(&flow, server.event()).await;
+    assert_eq!(first_time.status, Status::Succeeded, "{:#?}", first_time.actions);
+    assert_eq!(server.hits(), 2);
+
+    // The process died after `first` was recorded: only `second` is sent again.
+    let mut completed = std::collections::HashMap::new();
+    completed.insert("first".to_string(), action(&first_time, "first").clone());
+    let mut options = options();
+    options.resume = Some(Arc::new(completed));
+    let resumed = engine::run(&flow, TriggerEvent::from_body(server.event()), &options).await;
+    assert_eq!(resumed.status, Status::Succeeded, "{:#?}", resumed.actions);
+    assert_eq!(server.hits(), 3, "the first call was not made again");
+    assert_eq!(action(&resumed, "first"), action(&first_time, "first"));
+    assert_eq!(outputs(&resumed, "second")["body"], outputs(&first_time, "second")["body"]);
+}

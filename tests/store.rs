@@ -164,6 +164,8 @@ conformance_suite!(
     singleton_lease_is_exclusive,
     purge_deletes_only_what_is_old_and_done,
     flows_enable_and_disable,
+    write_batches_apply_each_write,
+    leased_acceptance_skips_the_queue,
 );
 
 #[test]

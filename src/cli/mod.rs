@@ -1,6 +1,7 @@
 //! The `coflow` command line: one module per subcommand.
 
 pub mod run;
+pub mod runs;
 pub mod sandbox;
 pub mod serve;
 pub mod test;
@@ -169,6 +170,18 @@ pub enum Command {
         #[arg(long = "without", value_name = "OBJECT[.FIELD]")]
         without: Vec<String>,
     },
+    /// Inspect and resubmit runs in a store (the one `coflow serve` uses).
+    Runs {
+        /// What to do.
+        #[command(subcommand)]
+        action: RunsCommand,
+        /// Store URL.
+        #[arg(long, env = "COFLOW_STORE", default_value = "sqlite://coflow.db", global = true)]
+        store: String,
+        /// Print JSON.
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// Run the flows of a folder as a service: webhooks, schedules, polls, queue, history.
     Serve {
         /// Folder of flow files (mapping files in its `mappings/`).
@@ -202,6 +215,10 @@ pub enum Command {
         /// Seconds in-flight runs get to finish on SIGTERM before they are handed back.
         #[arg(long, default_value_t = 20)]
         shutdown_grace: u64,
+        /// Seconds a claimed run stays leased without a heartbeat: how soon another process
+        /// takes over the runs of one that died.
+        #[arg(long, default_value_t = 30)]
+        lease: u64,
         /// Do not reload flows when their files change.
         #[arg(long)]
         no_reload: bool,
@@ -211,6 +228,10 @@ pub enum Command {
         /// Hold back every write (runs show the requests they would make).
         #[arg(long)]
         dry_run: bool,
+        /// Run hooks in memory without queueing or recording runs: fastest, but an event is lost
+        /// if the process dies and there is no run history.
+        #[arg(long)]
+        no_history: bool,
         /// Start the Partner Center and Salesforce emulators, point the connections at them and
         /// play a demo.
         #[arg(long)]
@@ -222,6 +243,39 @@ pub enum Command {
         /// Log format.
         #[arg(long, value_enum, default_value_t)]
         log_format: LogFormat,
+    },
+}
+
+/// `coflow runs` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// List runs, newest first.
+    List {
+        /// Only this flow.
+        #[arg(long)]
+        flow: Option<String>,
+        /// Only this status (queued, running, succeeded, failed, cancelled, timed_out).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only runs created at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only runs whose inputs or record contain this text.
+        #[arg(long)]
+        text: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Show one run with every action.
+    Show {
+        /// The run id.
+        id: String,
+    },
+    /// Queue a new run with the same trigger event.
+    Resubmit {
+        /// The run id.
+        id: String,
     },
 }
 
@@ -270,6 +324,16 @@ pub fn main() -> ExitCode {
             faults,
             without,
         }),
+        Command::Runs { action, store, json } => {
+            let action = match action {
+                RunsCommand::List { flow, status, since, text, limit } => {
+                    runs::RunsAction::List { flow, status, since, text, limit }
+                }
+                RunsCommand::Show { id } => runs::RunsAction::Show { id },
+                RunsCommand::Resubmit { id } => runs::RunsAction::Resubmit { id },
+            };
+            runs::run(&store, action, json)
+        }
         Command::Serve {
             flows,
             config,
@@ -281,11 +345,13 @@ pub fn main() -> ExitCode {
             max_body_bytes,
             retention_days,
             shutdown_grace,
+            lease,
             no_reload,
             no_schedule,
             dry_run,
             sandbox,
             poll_every,
+            no_history,
             log_format: _,
         } => serve::run(serve::ServeArgs {
             flows,
@@ -298,11 +364,13 @@ pub fn main() -> ExitCode {
             max_body_bytes,
             retention_days,
             shutdown_grace,
+            lease,
             no_reload,
             no_schedule,
             dry_run,
             sandbox,
             poll_every,
+            no_history,
         }),
     };
     match result {

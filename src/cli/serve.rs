@@ -47,6 +47,8 @@ pub struct ServeArgs {
     pub retention_days: u32,
     /// Seconds in-flight runs get to finish on shutdown.
     pub shutdown_grace: u64,
+    /// Seconds a claimed run stays leased without a heartbeat.
+    pub lease: u64,
     /// Do not watch flow files.
     pub no_reload: bool,
     /// Do not fire schedules and polls in this process.
@@ -55,6 +57,8 @@ pub struct ServeArgs {
     pub dry_run: bool,
     /// Start the sandbox and play the demo.
     pub sandbox: bool,
+    /// Run hooks in memory without queueing or recording runs.
+    pub no_history: bool,
     /// Poll interval overriding every polling trigger's own.
     pub poll_every: Option<String>,
 }
@@ -88,11 +92,13 @@ fn plan(args: &ServeArgs) -> anyhow::Result<Plan> {
         None if args.sandbox => Some(Duration::from_secs(5)),
         None => None,
     };
-    let default_store = if args.sandbox { "sqlite::memory:" } else { "sqlite://coflow.db" };
+    let default_store =
+        if args.sandbox || args.no_history { "sqlite::memory:" } else { "sqlite://coflow.db" };
     let settings = Settings {
         workers: args.workers.max(1),
         flow_concurrency,
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
+        lease: Duration::from_secs(args.lease.max(3)),
         max_body_bytes: args.max_body_bytes,
         retention_days: args.retention_days,
         reload: !args.no_reload,
@@ -100,6 +106,7 @@ fn plan(args: &ServeArgs) -> anyhow::Result<Plan> {
         admin_token: args.admin_token.clone().filter(|t| !t.is_empty()).map(Secret::new),
         dry_run: args.dry_run,
         poll_every,
+        history: !args.no_history,
         ..Settings::default()
     };
     Ok(Plan { listen, store: args.store.clone().unwrap_or_else(|| default_store.to_string()), settings })

@@ -87,6 +87,10 @@ pub(crate) fn run_block<'a>(
                 } else if let Some(error) = unmet_run_after(block, action, &statuses) {
                     skip(exec, action, frame, error);
                     Status::Skipped
+                } else if let Some(result) = resumed(exec, action, frame) {
+                    let status = result.status;
+                    frame.record(&action.name, result, body_of(&action.kind));
+                    status
                 } else if let Some((result, body)) = super::actions::run_sync(exec, action, frame) {
                     let status = result.status;
                     frame.record(&action.name, result, body);
@@ -216,6 +220,17 @@ pub(crate) fn flat_children(kind: &ActionKind) -> Vec<&Block> {
         ActionKind::Scope { actions } => vec![actions],
         _ => Vec::new(),
     }
+}
+
+/// The result of a call that succeeded before the run was interrupted, reused instead of
+/// calling again (outside loops only: iterations are not recorded one by one).
+fn resumed(exec: &Exec<'_>, action: &Action, frame: &Frame) -> Option<ActionResult> {
+    let completed = exec.options.resume.as_ref()?;
+    let is_call = matches!(action.kind, ActionKind::Http { .. } | ActionKind::Connector { .. });
+    if !is_call || frame.in_loop() {
+        return None;
+    }
+    completed.get(&action.name).filter(|result| result.status == Status::Succeeded).cloned()
 }
 
 /// How `body('x')` reads an action of this kind.

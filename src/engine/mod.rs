@@ -150,6 +150,9 @@ pub struct RunOptions {
     pub observer: Option<Arc<dyn Observer>>,
     /// The run's id; a new UUID v7 when `None`.
     pub run_id: Option<String>,
+    /// Results of calls (`http` and connector actions outside loops) that succeeded in an
+    /// earlier, interrupted execution of this run: they are reused instead of being sent again.
+    pub resume: Option<Arc<HashMap<String, ActionResult>>>,
     /// Answers outbound calls instead of the network when set (flow unit tests).
     pub mocks: Option<Arc<dyn Mocks>>,
 }
@@ -177,6 +180,7 @@ impl RunOptions {
             clock: Arc::new(TokioClock::system()),
             observer: None,
             run_id: None,
+            resume: None,
             mocks: None,
         }
     }

@@ -107,7 +107,8 @@ impl Frame {
         })
     }
 
-    fn in_loop(&self) -> bool {
+    /// Whether this frame is a loop iteration (or nested in one).
+    pub fn in_loop(&self) -> bool {
         self.parent.is_some()
     }
 

@@ -2,6 +2,7 @@
 //!
 //! The connection names are the ones the co-sell flows use (`partner_center`, `salesforce`);
 //! the credentials are the emulators' own, passed as secrets so they are redacted like real ones.
+//! Call limits are raised far above Power Automate's, which would only slow tests and demos.
 
 use std::collections::BTreeMap;
 
@@ -33,6 +34,7 @@ impl Sandbox {
     webhook:
       certificate_hosts: ["{cert_host}"]
       allow_http_certificate_urls: true
+    limits: {{concurrency: 32}}
   salesforce:
     kind: salesforce
     login_url: {sf}
@@ -40,6 +42,8 @@ impl Sandbox {
       type: client_credentials
       client_id: {sf_client}
       client_secret: "secret('SANDBOX_SF_CLIENT_SECRET')"
+    # The emulators run on loopback; Power Automate's per-connection pace would only slow demos.
+    limits: {{concurrency: 32, calls: 1000000, per_seconds: 60}}
 "#,
             pc_client = pc_config.client_id,
             sf_client = sf_config.client_id,

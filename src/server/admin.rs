@@ -167,6 +167,7 @@ async fn switch_flow(
 ) -> ApiResult {
     state.registry.get(&name).ok_or_else(|| unknown_flow(&name))?;
     state.store.set_flow_enabled(&name, enabled).await?;
+    state.refresh_disabled().await?;
     tracing::info!(flow = %name, enabled, "flow switched");
     Ok(Json(json!({"name": name, "enabled": enabled})))
 }

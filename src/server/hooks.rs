@@ -20,8 +20,8 @@ use super::State;
 use super::batcher::AcceptError;
 use super::triggers::TriggerPlan;
 use crate::connectors::partner_center::webhook;
-use crate::engine::ResponseRecord;
-use crate::flow::{ActionKind, Block};
+use crate::engine::{ResponseRecord, TriggerEvent};
+use crate::flow::{ActionKind, Block, Flow};
 use crate::store::{AcceptOutcome, NewEvent, RejectedEvent};
 
 /// Longest part of a refused body kept for inspection.
@@ -98,7 +98,7 @@ async fn accept(
             format!("flow `{name}` is started by its `{}` trigger, not by HTTP requests", flow.trigger.kind);
         return Err(Refusal::new(StatusCode::NOT_FOUND, reason).for_flow(name));
     }
-    if !state.store.flow_enabled(name).await.unwrap_or(true) {
+    if state.is_disabled(name) {
         let reason = format!("flow `{name}` is disabled; enable it with POST /api/flows/{name}/enable");
         return Err(Refusal::new(StatusCode::CONFLICT, reason).for_flow(name));
     }
@@ -124,7 +124,11 @@ async fn accept(
         }
         _ => unreachable!("is_webhook() covers only these"),
     };
-    let _ = body;
+    let synchronous = has_response(&flow.root);
+    if !state.options.history {
+        let event = TriggerEvent { headers: header_map(headers), body };
+        return Ok(run_unrecorded(state, flow.clone(), event, synchronous).await);
+    }
     let event = NewEvent {
         id: Uuid::now_v7(),
         flow: name.to_string(),
@@ -135,11 +139,20 @@ async fn accept(
         dedup_key,
         max_attempts: state.options.max_attempts,
     };
-    let synchronous = has_response(&flow.root);
-    let outcome = state.batcher.accept(event).await.map_err(|err| match err {
-        AcceptError::ShuttingDown => Refusal::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
-        AcceptError::Store(_) => Refusal::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string()),
-    })?;
+    if synchronous {
+        // The answer comes from the run, so this process runs it: waiting for a free slot is
+        // the back-pressure, and another process's worker can never take the answer away.
+        let slot = state.inline_slots.clone().acquire_owned().await.map_err(|_| {
+            Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server is shutting down; deliver the event again later",
+            )
+        })?;
+        let trigger = TriggerEvent { headers: header_map(headers), body };
+        let accepted = state.batcher.accept_leased(event).await.map_err(unavailable)?;
+        return Ok(run_here(state, name, accepted, trigger, slot).await);
+    }
+    let outcome = state.batcher.accept(event).await.map_err(unavailable)?;
     match outcome {
         AcceptOutcome::Accepted { event_id, work_id } => {
             state.metrics.event(name, "accepted");
@@ -148,12 +161,101 @@ async fn accept(
             }
             Ok(accepted(work_id, event_id))
         }
-        AcceptOutcome::Duplicate { existing } => {
-            state.metrics.event(name, "duplicate");
-            let body = json!({"status": "duplicate", "event_id": existing});
-            Ok((StatusCode::OK, axum::Json(body)).into_response())
+        AcceptOutcome::Duplicate { existing } => Ok(duplicate(state, name, existing)),
+    }
+}
+
+fn unavailable(err: AcceptError) -> Refusal {
+    Refusal::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string())
+}
+
+fn duplicate(state: &State, flow: &str, existing: Uuid) -> Response {
+    state.metrics.event(flow, "duplicate");
+    let body = json!({"status": "duplicate", "event_id": existing});
+    let mut response = (StatusCode::OK, axum::Json(body)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&existing.to_string()) {
+        response.headers_mut().insert(HeaderName::from_static("x-coflow-event-id"), value);
+    }
+    response
+}
+
+/// Runs a just-accepted event in this process, its work item leased to us (no trip through the
+/// queue), and answers with the flow's `response` as soon as that action runs.
+async fn run_here(
+    state: &Arc<State>,
+    flow: &str,
+    stored: super::batcher::Accepted,
+    event: TriggerEvent,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) -> Response {
+    let (event_id, run_id, claim) = match stored {
+        (AcceptOutcome::Duplicate { existing }, _) => return duplicate(state, flow, existing),
+        (AcceptOutcome::Accepted { event_id, work_id }, claim) => (event_id, work_id, claim),
+    };
+    state.metrics.event(flow, "accepted");
+    let Some(claim) = claim else {
+        return wait_for_response(state, run_id, event_id).await;
+    };
+    let response = state.responders.wait_for(run_id);
+    let worker = state.clone();
+    let running = tokio::spawn(async move {
+        let run = super::worker::process(&worker, claim, Some(event)).await;
+        drop(slot);
+        run
+    });
+    let mut answer = match response.await {
+        Ok(response) => respond(response),
+        // The run ended without answering.
+        Err(_) => match running.await.ok().flatten().and_then(|run| run.response) {
+            Some(response) => respond(response),
+            None => accepted(run_id, event_id),
+        },
+    };
+    identify(&mut answer, run_id, event_id);
+    answer
+}
+
+/// Names the run and the stored event on an answer, so a caller can find them later.
+fn identify(response: &mut Response, run_id: Uuid, event_id: Uuid) {
+    for (name, id) in [("x-coflow-run-id", run_id), ("x-coflow-event-id", event_id)] {
+        if let Ok(value) = HeaderValue::from_str(&id.to_string()) {
+            response.headers_mut().insert(HeaderName::from_static(name), value);
         }
     }
+}
+
+/// Runs the flow without queueing or recording it (`--no-history`): a synchronous flow answers
+/// with its `response`, any other gets 202 at once while it runs.
+async fn run_unrecorded(
+    state: &Arc<State>,
+    flow: Arc<Flow>,
+    event: TriggerEvent,
+    synchronous: bool,
+) -> Response {
+    let run_id = Uuid::now_v7();
+    let state = state.clone();
+    let work = async move {
+        let started = std::time::Instant::now();
+        let mut options = state.run_options.clone();
+        options.run_id = Some(run_id.to_string());
+        let run = crate::engine::run(&flow, event, &options).await;
+        state.metrics.run_finished(&flow.name, super::worker::run_status(run.status), started.elapsed());
+        run
+    };
+    if !synchronous {
+        tokio::spawn(work);
+        return (StatusCode::ACCEPTED, axum::Json(json!({"status": "accepted", "run_id": run_id})))
+            .into_response();
+    }
+    match work.await.response {
+        Some(response) => respond(response),
+        None => (StatusCode::ACCEPTED, axum::Json(json!({"status": "accepted", "run_id": run_id})))
+            .into_response(),
+    }
+}
+
+fn header_map(headers: &HeaderMap) -> serde_json::Map<String, Value> {
+    kept_headers(headers).into_iter().map(|(name, value)| (name, Value::String(value))).collect()
 }
 
 fn accepted(run_id: Uuid, event_id: Uuid) -> Response {
@@ -162,6 +264,7 @@ fn accepted(run_id: Uuid, event_id: Uuid) -> Response {
     if let Ok(location) = HeaderValue::from_str(&format!("/api/runs/{run_id}")) {
         response.headers_mut().insert(axum::http::header::LOCATION, location);
     }
+    identify(&mut response, run_id, event_id);
     response
 }
 
@@ -169,7 +272,11 @@ fn accepted(run_id: Uuid, event_id: Uuid) -> Response {
 async fn wait_for_response(state: &Arc<State>, run_id: Uuid, event_id: Uuid) -> Response {
     let receiver = state.responders.wait_for(run_id);
     match tokio::time::timeout(state.options.response_timeout, receiver).await {
-        Ok(Ok(response)) => respond(response),
+        Ok(Ok(response)) => {
+            let mut answer = respond(response);
+            identify(&mut answer, run_id, event_id);
+            answer
+        }
         _ => {
             state.responders.forget(run_id);
             accepted(run_id, event_id)

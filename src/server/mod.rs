@@ -16,6 +16,7 @@
 pub mod admin;
 pub mod batcher;
 pub mod hooks;
+pub mod journal;
 pub mod metrics;
 pub mod registry;
 pub mod scheduler;
@@ -77,6 +78,9 @@ pub struct Settings {
     pub admin_token: Option<Secret>,
     /// Hold back writes (every run is a dry-run).
     pub dry_run: bool,
+    /// Queue and record runs; off: hooks run flows at once in memory, nothing is kept, and an
+    /// event is lost if the process dies (like Node-RED).
+    pub history: bool,
     /// Poll every Salesforce trigger this often instead of its own `every` (demos, tests).
     pub poll_every: Option<Duration>,
 }
@@ -101,6 +105,7 @@ impl Default for Settings {
             admin_token: None,
             dry_run: false,
             poll_every: None,
+            history: true,
         }
     }
 }
@@ -120,6 +125,8 @@ pub struct State {
     pub run_options: RunOptions,
     /// Group commit of accepted events.
     pub batcher: Batcher,
+    /// Group commit of run progress.
+    pub journal: journal::Journal,
     /// Wakes idle workers when work was committed here.
     pub wake: Arc<Notify>,
     /// Requests waiting for a `response` action.
@@ -128,6 +135,8 @@ pub struct State {
     pub running: RunningRuns,
     /// Per-flow concurrency limits.
     pub flow_limits: FlowLimits,
+    /// Runs executed by the request that started them, at most as many as there are workers.
+    pub inline_slots: Arc<tokio::sync::Semaphore>,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// This process's id in leases and claims.
@@ -138,6 +147,24 @@ pub struct State {
     pub cert_cache: CertCache,
     /// Compiled JSON Schemas of HTTP triggers.
     pub schemas: SchemaCache,
+    /// Flows switched off, as last read from the store (refreshed every scheduler tick and at
+    /// once when switched here), so a hook does not ask the store on every request.
+    pub disabled: std::sync::RwLock<std::collections::HashSet<String>>,
+}
+
+impl State {
+    /// Whether a flow is switched off.
+    pub fn is_disabled(&self, flow: &str) -> bool {
+        self.disabled.read().unwrap_or_else(|poisoned| poisoned.into_inner()).contains(flow)
+    }
+
+    /// Reads the switched-off flows from the store.
+    pub async fn refresh_disabled(&self) -> Result<(), crate::store::StoreError> {
+        let states = self.store.flow_states().await?;
+        let disabled = states.into_iter().filter(|s| !s.enabled).map(|s| s.flow).collect();
+        *self.disabled.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = disabled;
+        Ok(())
+    }
 }
 
 /// Compiled trigger schemas by flow, recompiled when the flow's schema changes.
@@ -194,33 +221,41 @@ impl Server {
         let addr = listener.local_addr()?;
         let wake = Arc::new(Notify::new());
         let workers = options.workers.max(1);
+        let instance = format!("{}-{}", hostname(), std::process::id());
         let batcher = {
             let wake = wake.clone();
-            Batcher::start(store.clone(), move |enqueued| {
+            Batcher::start(store.clone(), format!("{instance}/hook"), options.lease, move |enqueued| {
                 for _ in 0..enqueued.min(workers) {
                     wake.notify_one();
                 }
             })
         };
+        let journal = journal::Journal::start(store.clone());
         let mut run_options = RunOptions::new(options.dry_run);
         run_options.connections = connections.connections.clone();
         let state = Arc::new(State {
             flow_limits: FlowLimits::new(options.flow_concurrency.clone()),
+            inline_slots: Arc::new(tokio::sync::Semaphore::new(workers)),
             options,
             registry,
             store,
             connections,
             run_options,
             batcher,
+            journal,
             wake,
             responders: Responders::default(),
             running: RunningRuns::default(),
             metrics: Metrics::new(),
-            instance: format!("{}-{}", hostname(), std::process::id()),
+            instance,
             shutdown: CancelToken::new(),
             cert_cache: CertCache::with_default_client(),
             schemas: SchemaCache::default(),
+            disabled: Default::default(),
         });
+        if let Err(err) = state.refresh_disabled().await {
+            tracing::warn!(error = %err, "cannot read which flows are switched off");
+        }
         let mut tasks = Vec::new();
         for index in 0..workers {
             tasks.push(tokio::spawn(worker::work_loop(state.clone(), index)));

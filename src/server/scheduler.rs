@@ -39,6 +39,9 @@ pub async fn run(state: Arc<State>) {
                 Err(err) => tracing::error!(error = %err, "cannot read the flows folder"),
             }
         }
+        if let Err(err) = state.refresh_disabled().await {
+            tracing::warn!(error = %err, "cannot read which flows are switched off");
+        }
         if state.options.schedule_triggers {
             sync_tasks(&state, &mut tasks);
         }

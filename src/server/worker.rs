@@ -11,12 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde_json::{Map, Value};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, oneshot};
 use uuid::Uuid;
 
 use super::State;
 use crate::engine::{self, ActionEvent, CancelToken, Observer, ResponseRecord, RunOptions, TriggerEvent};
-use crate::store::{ActionRecord, Claim, NewRun, RunOutcome, RunStatus, StoreError};
+use crate::store::{ActionRecord, Claim, NewRun, RunOutcome, RunStatus, RunWrite, StoreError};
 
 /// Why a work item could not be run (the item is retried later).
 #[derive(Debug, thiserror::Error)]
@@ -135,7 +135,9 @@ pub async fn work_loop(state: Arc<State>, index: usize) {
             }
         };
         match claim {
-            Some(claim) => process(&state, claim).await,
+            Some(claim) => {
+                process(&state, claim, None).await;
+            }
             None => idle(&state).await,
         }
     }
@@ -150,7 +152,10 @@ async fn idle(state: &State) {
     }
 }
 
-async fn process(state: &Arc<State>, claim: Claim) {
+/// Runs a claimed work item and settles it (completed, handed back, or failed for a retry);
+/// returns the run when it ended. `known` is the trigger event when the caller has it in
+/// memory (a hook running its own event), which spares reading it back from the store.
+pub async fn process(state: &Arc<State>, claim: Claim, known: Option<TriggerEvent>) -> Option<engine::Run> {
     let token = claim.token;
     let limit = state.flow_limits.semaphore(&claim.item.flow);
     let _permit = match &limit {
@@ -158,10 +163,14 @@ async fn process(state: &Arc<State>, claim: Claim) {
         None => None,
     };
     let heartbeat = tokio::spawn(keep_leased(state.clone(), claim.clone()));
-    let outcome = execute(state, &claim).await;
+    let outcome = execute(state, &claim, known).await;
     heartbeat.abort();
+    let mut ended = None;
     let settled = match outcome {
-        Ok(Executed::Finished) => state.store.complete(token).await,
+        Ok(Executed::Finished(run)) => {
+            ended = run;
+            state.journal.write(RunWrite::Complete(token)).await.map_err(unshare)
+        }
         Ok(Executed::HandedBack) => state.store.release(token).await,
         Err(err) => {
             tracing::warn!(item = %claim.item.id, flow = %claim.item.flow, error = %err, "work item failed");
@@ -176,6 +185,12 @@ async fn process(state: &Arc<State>, claim: Claim) {
         // id it carries keeps the second attempt from creating a second run.
         tracing::warn!(item = %claim.item.id, error = %err, "cannot settle work item");
     }
+    ended.map(|run| *run)
+}
+
+/// A store error shared by the journal's waiters, for logging.
+fn unshare(err: Arc<StoreError>) -> StoreError {
+    Arc::try_unwrap(err).unwrap_or_else(|shared| StoreError::Corrupt(shared.to_string()))
 }
 
 /// Extends the lease until aborted; cancels the run if the lease is lost.
@@ -193,31 +208,41 @@ async fn keep_leased(state: Arc<State>, claim: Claim) {
 }
 
 enum Executed {
-    /// The run's outcome is stored.
-    Finished,
+    /// The run's outcome is on its way to the store (with the run, if it was executed now).
+    Finished(Option<Box<engine::Run>>),
     /// Shutdown interrupted the run; the item goes back to the queue.
     HandedBack,
 }
 
-async fn execute(state: &Arc<State>, claim: &Claim) -> Result<Executed, WorkError> {
+async fn execute(
+    state: &Arc<State>,
+    claim: &Claim,
+    known: Option<TriggerEvent>,
+) -> Result<Executed, WorkError> {
     let item = &claim.item;
     let loaded = state.registry.get(&item.flow).ok_or_else(|| WorkError::UnknownFlow(item.flow.clone()))?;
     let flow = loaded.flow.clone();
     let run_id = item.run_id.unwrap_or(item.id);
-    let Some(event) = trigger_event(state, claim, run_id, &flow.trigger.kind).await? else {
-        // Finished before (the process died before completing the item) or cancelled while
-        // queued: nothing to run again.
-        return Ok(Executed::Finished);
-    };
-    state.store.start_run(run_id, state.store.now()).await?;
-
+    // Known as running here before the store says so, so a cancel never misses it.
     let cancel = CancelToken::new();
     state.running.insert(run_id, cancel.clone());
-    let (recorder, writer) = Recorder::start(state.clone(), run_id);
+    let prepared = match known {
+        Some(event) => Ok(Some(new_run(state, claim, run_id, event))),
+        None => trigger_event(state, claim, run_id, &flow.trigger.kind).await,
+    };
+    let Some(prepared) = prepared.inspect_err(|_| state.running.remove(run_id))? else {
+        // Finished before (the process died before completing the item) or cancelled while
+        // queued: nothing to run again.
+        state.running.remove(run_id);
+        return Ok(Executed::Finished(None));
+    };
+    let recorder = Recorder { run: run_id, state: state.clone() };
     let mut options: RunOptions = state.run_options.clone();
     options.cancel = cancel.clone();
     options.run_id = Some(run_id.to_string());
     options.observer = Some(Arc::new(recorder));
+    options.resume = prepared.resume;
+    let event = prepared.event;
     let started = Instant::now();
     let mut handed_back = false;
     let run = {
@@ -240,7 +265,6 @@ async fn execute(state: &Arc<State>, claim: &Claim) -> Result<Executed, WorkErro
     };
     drop(options);
     state.running.remove(run_id);
-    let _ = writer.await;
     if handed_back {
         return Ok(Executed::HandedBack);
     }
@@ -250,8 +274,9 @@ async fn execute(state: &Arc<State>, claim: &Claim) -> Result<Executed, WorkErro
     let record =
         serde_json::to_value(&run).map_err(|source| StoreError::Serialize { what: "run record", source })?;
     let outcome = RunOutcome { status, ended_at: state.store.now(), error, record };
-    state.store.finish_run(run_id, outcome).await?;
-    Ok(Executed::Finished)
+    // Committed with (or before) the completion of the work item, which waits for it.
+    state.journal.send(RunWrite::Finish { run: run_id, outcome });
+    Ok(Executed::Finished(Some(Box::new(run))))
 }
 
 /// The run's trigger event: read back from the run (resumed or resubmitted runs) or from the
@@ -261,13 +286,17 @@ async fn trigger_event(
     claim: &Claim,
     run_id: Uuid,
     trigger_kind: &str,
-) -> Result<Option<TriggerEvent>, WorkError> {
+) -> Result<Option<Prepared>, WorkError> {
     let item = &claim.item;
     if let Some(run) = state.store.get_run(run_id).await? {
         if run.summary.status.is_terminal() {
             return Ok(None);
         }
-        return Ok(Some(TriggerEvent::from_json(run.inputs)));
+        state.journal.write(RunWrite::Start { run: run_id, at: state.store.now() }).await.map_err(unshare)?;
+        return Ok(Some(Prepared {
+            event: TriggerEvent::from_json(run.inputs),
+            resume: resume_from(run.actions),
+        }));
     }
     let event_id = item.event_id.ok_or(WorkError::NothingToRun(item.id))?;
     let stored = state.store.get_event(event_id).await?.ok_or(WorkError::NothingToRun(item.id))?;
@@ -286,8 +315,43 @@ async fn trigger_event(
         created_at: stored.received_at,
         inputs,
     };
-    state.store.create_run(new_run).await?;
-    Ok(Some(event))
+    state.journal.send(RunWrite::Create(new_run));
+    state.journal.write(RunWrite::Start { run: run_id, at: state.store.now() }).await.map_err(unshare)?;
+    Ok(Some(Prepared { event, resume: None }))
+}
+
+/// Creates the run of a claimed item whose event is in memory; the writes go through the
+/// journal ahead of the run's own.
+fn new_run(state: &State, claim: &Claim, run_id: Uuid, event: TriggerEvent) -> Prepared {
+    let inputs = serde_json::json!({"headers": event.headers, "body": event.body});
+    let now = state.store.now();
+    state.journal.send(RunWrite::Create(NewRun {
+        id: run_id,
+        flow: claim.item.flow.clone(),
+        status: RunStatus::Running,
+        event_id: claim.item.event_id,
+        resubmit_of: None,
+        created_at: now,
+        inputs,
+    }));
+    state.journal.send(RunWrite::Start { run: run_id, at: now });
+    Prepared { event, resume: None }
+}
+
+/// A run ready to execute.
+struct Prepared {
+    event: TriggerEvent,
+    /// Results recorded by an interrupted execution of the same run.
+    resume: Option<Arc<HashMap<String, engine::ActionResult>>>,
+}
+
+/// The action results an interrupted execution left, for the engine to reuse.
+fn resume_from(actions: Vec<ActionRecord>) -> Option<Arc<HashMap<String, engine::ActionResult>>> {
+    let completed: HashMap<String, engine::ActionResult> = actions
+        .into_iter()
+        .filter_map(|record| Some((record.name, serde_json::from_value(record.result).ok()?)))
+        .collect();
+    (!completed.is_empty()).then(|| Arc::new(completed))
 }
 
 /// What `triggerBody()` reads for a stored body.
@@ -306,7 +370,8 @@ fn event_body(trigger_kind: &str, raw: &[u8]) -> Result<Value, String> {
     }
 }
 
-fn run_status(status: engine::Status) -> RunStatus {
+/// The stored status of a run that ended with `status`.
+pub fn run_status(status: engine::Status) -> RunStatus {
     match status {
         engine::Status::Succeeded | engine::Status::Skipped => RunStatus::Succeeded,
         engine::Status::Failed => RunStatus::Failed,
@@ -315,27 +380,11 @@ fn run_status(status: engine::Status) -> RunStatus {
     }
 }
 
-/// Persists action results as the engine reports them, in order, off the engine's path.
+/// Persists action results through the journal as the engine reports them.
 #[derive(Debug)]
 struct Recorder {
     run: Uuid,
     state: Arc<State>,
-    sender: mpsc::UnboundedSender<ActionRecord>,
-}
-
-impl Recorder {
-    fn start(state: Arc<State>, run: Uuid) -> (Self, tokio::task::JoinHandle<()>) {
-        let (sender, mut receiver) = mpsc::unbounded_channel::<ActionRecord>();
-        let store = state.store.clone();
-        let writer = tokio::spawn(async move {
-            while let Some(record) = receiver.recv().await {
-                if let Err(err) = store.record_action(run, record).await {
-                    tracing::warn!(%run, error = %err, "cannot record an action result");
-                }
-            }
-        });
-        (Recorder { run, state, sender }, writer)
-    }
 }
 
 impl Observer for Recorder {
@@ -353,7 +402,7 @@ impl Observer for Recorder {
             ended_at: result.ended_at,
             result: serde_json::to_value(result).unwrap_or(Value::Null),
         };
-        let _ = self.sender.send(record);
+        self.state.journal.send(RunWrite::Action { run: self.run, action: record });
     }
 
     fn response(&self, response: &ResponseRecord) {

@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
-    AcceptOutcome, ActionRecord, FailOutcome, ManualClock, NewEvent, NewRun, NewWork, RejectedEvent,
-    RunFilter, RunOutcome, RunStatus, Store, StoreError, add,
+    AcceptOutcome, ActionRecord, ClaimToken, FailOutcome, ManualClock, NewEvent, NewRun, NewWork,
+    RejectedEvent, RunFilter, RunOutcome, RunStatus, RunWrite, Store, StoreError, add,
 };
 
 /// A fresh store and the clock it reads.
@@ -55,6 +55,8 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("singleton_lease_is_exclusive", |h| Box::pin(singleton_lease_is_exclusive(h))),
     ("purge_deletes_only_what_is_old_and_done", |h| Box::pin(purge_deletes_only_what_is_old_and_done(h))),
     ("flows_enable_and_disable", |h| Box::pin(flows_enable_and_disable(h))),
+    ("write_batches_apply_each_write", |h| Box::pin(write_batches_apply_each_write(h))),
+    ("leased_acceptance_skips_the_queue", |h| Box::pin(leased_acceptance_skips_the_queue(h))),
 ];
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -770,4 +772,71 @@ pub async fn flows_enable_and_disable(h: Harness) {
     let states: Vec<_> =
         store.flow_states().await.unwrap().into_iter().map(|s| (s.flow, s.enabled, s.updated_at)).collect();
     assert_eq!(states, vec![("invoices".into(), false, store.now()), ("orders".into(), true, store.now())]);
+}
+
+/// A batch of run writes applies each in order, in one go; a write naming a missing run or a
+/// lost claim fails alone.
+pub async fn write_batches_apply_each_write(h: Harness) {
+    let store = h.store.as_ref();
+    store.enqueue(work("f", 3, None)).await.unwrap();
+    let claim = store.claim("w", MINUTE).await.unwrap().expect("an item to claim");
+    let run = new_run("f", start_time(), json!({"body": {"n": 1}}));
+    let id = run.id;
+    let missing = Uuid::now_v7();
+    let stale = ClaimToken { item: claim.token.item, token: Uuid::now_v7() };
+    let writes = vec![
+        RunWrite::Create(run),
+        RunWrite::Start { run: id, at: start_time() },
+        RunWrite::Action { run: id, action: action("A", "succeeded", json!(1)) },
+        RunWrite::Action { run: missing, action: action("A", "succeeded", json!(2)) },
+        RunWrite::Finish {
+            run: id,
+            outcome: outcome(RunStatus::Succeeded, start_time(), json!({"ok": true})),
+        },
+        RunWrite::Complete(stale),
+        RunWrite::Complete(claim.token),
+    ];
+    let outcomes = store.write_batch(writes).await.unwrap();
+    assert_eq!(outcomes.len(), 7);
+    assert!(outcomes[..3].iter().all(Result::is_ok), "{outcomes:?}");
+    assert!(matches!(outcomes[3], Err(StoreError::RunNotFound(run)) if run == missing), "{outcomes:?}");
+    assert!(outcomes[4].is_ok(), "{outcomes:?}");
+    assert!(matches!(outcomes[5], Err(StoreError::LeaseLost(_))), "{outcomes:?}");
+    assert!(outcomes[6].is_ok(), "{outcomes:?}");
+
+    let detail = store.get_run(id).await.unwrap().expect("the run was created");
+    assert_eq!(detail.summary.status, RunStatus::Succeeded);
+    assert!(detail.summary.started_at.is_some());
+    assert_eq!(detail.actions.len(), 1);
+    assert_eq!(detail.record, Some(json!({"ok": true})));
+    assert_eq!(store.queue_stats().await.unwrap().depth(), 0, "the item was completed");
+}
+
+/// Events accepted with a lease are stored like any other, but their work is already leased to
+/// the receiving worker; when that worker dies, the item is claimable once the lease lapses.
+pub async fn leased_acceptance_skips_the_queue(h: Harness) {
+    let store = h.store.as_ref();
+    let first = event("f", Some("a"), start_time());
+    let second = event("f", None, start_time());
+    let again = event("f", Some("a"), start_time());
+    let outcomes = store
+        .accept_events_leased(vec![(first, true), (second, false), (again, true)], "w1", MINUTE)
+        .await
+        .unwrap();
+    let (AcceptOutcome::Accepted { work_id, .. }, Some(claim)) = &outcomes[0] else {
+        panic!("the first event is accepted and leased: {outcomes:?}");
+    };
+    assert_eq!(claim.item.id, *work_id);
+    assert_eq!(claim.item.attempts, 1, "the first attempt is counted");
+    assert!(matches!(outcomes[1], (AcceptOutcome::Accepted { .. }, None)), "{outcomes:?}");
+    assert!(matches!(outcomes[2], (AcceptOutcome::Duplicate { .. }, None)), "{outcomes:?}");
+
+    let other = store.claim("w2", MINUTE).await.unwrap().expect("the unleased item is claimable");
+    assert_ne!(other.item.id, *work_id);
+    assert!(store.claim("w2", MINUTE).await.unwrap().is_none(), "the leased item is not");
+    h.clock.advance(MINUTE + Duration::from_secs(1));
+    let taken_over = store.claim("w2", MINUTE).await.unwrap().expect("the lapsed lease is reclaimed");
+    assert_eq!(taken_over.item.id, *work_id);
+    assert_eq!(taken_over.item.attempts, 2);
+    assert!(matches!(store.complete(claim.token).await, Err(StoreError::LeaseLost(_))));
 }

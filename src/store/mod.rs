@@ -13,6 +13,7 @@
 //!   [`Clock`], so tests can move time instead of sleeping. Processes sharing a PostgreSQL
 //!   database must have synchronised clocks (NTP); leases are seconds long, skew milliseconds.
 
+mod backend;
 pub mod conformance;
 pub mod postgres;
 mod sql;
@@ -208,6 +209,10 @@ pub enum AcceptOutcome {
         existing: Uuid,
     },
 }
+
+/// What [`Store::accept_events_leased`] did with one event: stored (or recognised as a
+/// duplicate), and the lease on its work item when one was asked for.
+pub type LeasedOutcome = (AcceptOutcome, Option<Claim>);
 
 /// An event the server refused, kept for inspection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -583,6 +588,36 @@ pub struct PurgeReport {
     pub dead_work: u64,
 }
 
+/// One write of a run's progress, for [`Store::write_batch`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunWrite {
+    /// [`Store::create_run`].
+    Create(NewRun),
+    /// [`Store::start_run`].
+    Start {
+        /// The run.
+        run: Uuid,
+        /// When it started.
+        at: Timestamp,
+    },
+    /// [`Store::record_action`].
+    Action {
+        /// The run.
+        run: Uuid,
+        /// The action's result.
+        action: ActionRecord,
+    },
+    /// [`Store::finish_run`].
+    Finish {
+        /// The run.
+        run: Uuid,
+        /// How it ended.
+        outcome: RunOutcome,
+    },
+    /// [`Store::complete`].
+    Complete(ClaimToken),
+}
+
 /// Durable storage of events, the work queue, runs, watermarks and leases.
 ///
 /// Every method is one transaction: it either happened completely or not at all.
@@ -603,6 +638,17 @@ pub trait Store: Send + Sync + fmt::Debug {
             outcomes.pop().ok_or_else(|| StoreError::Corrupt(format!("no outcome for event {id}")))
         })
     }
+
+    /// Like [`Store::accept_events`], but the work item of each accepted event whose flag is
+    /// set is leased at once to `worker` for `lease` (its first attempt counted), so the process
+    /// that received the event runs it without a round trip through the queue. If that process
+    /// dies, the lease lapses and any worker takes the item as usual.
+    fn accept_events_leased<'a>(
+        &'a self,
+        events: Vec<(NewEvent, bool)>,
+        worker: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, StoreResult<Vec<LeasedOutcome>>>;
 
     /// Keeps a refused event for inspection.
     fn reject_event(&self, event: RejectedEvent) -> BoxFuture<'_, StoreResult<()>>;
@@ -676,6 +722,25 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Creates run `new_run` as a resubmission of `original` (same flow, event and inputs) and
     /// enqueues its work item, in one transaction.
     fn resubmit(&self, original: Uuid, new_run: Uuid, max_attempts: u32) -> BoxFuture<'_, StoreResult<()>>;
+
+    /// Applies run writes in order, each with its own outcome; backends commit them in one
+    /// transaction, so the progress of many concurrent runs costs one disk flush. A write that
+    /// fails (a lost lease, a missing run) does not undo the others.
+    fn write_batch(&self, writes: Vec<RunWrite>) -> BoxFuture<'_, StoreResult<Vec<StoreResult<()>>>> {
+        Box::pin(async move {
+            let mut outcomes = Vec::with_capacity(writes.len());
+            for write in writes {
+                outcomes.push(match write {
+                    RunWrite::Create(run) => self.create_run(run).await.map(|_| ()),
+                    RunWrite::Start { run, at } => self.start_run(run, at).await,
+                    RunWrite::Action { run, action } => self.record_action(run, action).await,
+                    RunWrite::Finish { run, outcome } => self.finish_run(run, outcome).await,
+                    RunWrite::Complete(token) => self.complete(token).await,
+                });
+            }
+            Ok(outcomes)
+        })
+    }
 
     /// Reads a trigger's watermark.
     fn get_watermark<'a>(

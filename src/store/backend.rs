@@ -1,0 +1,929 @@
+//! The body of [`Store`] both SQL backends share.
+//!
+//! SQLite and PostgreSQL run the same statements (SQLite accepts PostgreSQL's `$n` parameters)
+//! in the same transactions. Besides how they open their pools, they differ in a few statements:
+//! how a connection is set for a durable or a cheap commit, how a transaction begins, how a claim
+//! locks its item, what the substring search function is called; and in how durably a singleton
+//! lease is committed. A backend states those differences by implementing [`Dialect`] for its
+//! store type, then expands [`sql_store!`], which writes every [`Store`] method once, with the
+//! backend's own sqlx types.
+//!
+//! A macro rather than one implementation generic over `sqlx::Database`: the generic one would
+//! have to spell out, on each impl and helper, every capability it uses (`&mut DB::Connection`
+//! executes queries, `String`, `i64`, `bool` and `Vec<u8>` encode and decode, one-column rows
+//! decode...), because Rust does not infer such bounds from `DB: Dialect`, and the count of rows
+//! a statement changed is not behind any sqlx trait. Expanded per backend, the body is ordinary
+//! code over concrete types.
+//!
+//! [`Store`]: super::Store
+
+use sqlx::{Database, Pool};
+
+/// Whether a write must survive a crash of the machine or database server once committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// Flush the log at commit: the commit is acknowledged to someone.
+    Acknowledged,
+    /// Leave the flush for later: losing the commit in a crash only causes a retry.
+    Recoverable,
+}
+
+/// What one SQL backend does its own way; [`sql_store!`] writes the rest of [`Store`] once.
+///
+/// [`Store`]: super::Store
+pub(crate) trait Dialect {
+    /// The sqlx driver.
+    type Db: Database;
+
+    /// Selects `seq, state, attempts, max_attempts` of the oldest queue item claimable at `$1`,
+    /// locked against concurrent claimers where the database needs it.
+    const CLAIM_CANDIDATE: &'static str;
+
+    /// The SQL function `f(text, part)` giving the 1-based position of `part` in `text`, 0 if absent.
+    const POSITION: &'static str;
+
+    /// Begins a write transaction.
+    const BEGIN_WRITE: &'static str;
+
+    /// Begins the read-only transaction in which one read sees a run, its data and its actions
+    /// as of one instant.
+    const BEGIN_SNAPSHOT: &'static str;
+
+    /// How durably taking or giving up a singleton lease is committed.
+    const LEASE_DURABILITY: Durability;
+
+    /// Makes the connection's next commit wait until the commit is on disk.
+    const FLUSH_AT_COMMIT: &'static str;
+
+    /// Lets the connection's next commit return before the commit is on disk.
+    const FLUSH_LATER: &'static str;
+
+    /// The pool reads go to.
+    fn read_pool(&self) -> &Pool<Self::Db>;
+
+    /// The pool writes go to.
+    fn write_pool(&self) -> &Pool<Self::Db>;
+}
+
+/// Implements [`Store`](super::Store) for `$store`, a [`Dialect`] whose sqlx database,
+/// connection and row types are `$db`, `$conn` and `$row`. The store type must have a field
+/// `clock: Arc<dyn Clock>`.
+macro_rules! sql_store {
+    ($store:ident, $db:ty, $conn:ty, $row:ty) => {
+        /// The [`Store`] methods, written once for every SQL backend.
+        mod shared {
+            use std::time::Duration;
+
+            use futures::future::BoxFuture;
+            use jiff::Timestamp;
+            use serde_json::Value;
+            use sqlx::pool::PoolConnection;
+            use sqlx::{Connection as _, QueryBuilder};
+            use uuid::Uuid;
+
+            use super::$store;
+            use $crate::store::backend::{Dialect as _, Durability};
+            use $crate::store::sql;
+            use $crate::store::{
+                AcceptOutcome, ActionRecord, Claim, ClaimToken, Cursor, FailOutcome, FlowState, LeaseHolder,
+                LeasedOutcome, NewEvent, NewRun, NewWork, PurgeReport, QueueStats, RejectedEvent, RunCount,
+                RunDetail, RunFilter, RunOutcome, RunPage, RunStatus, RunSummary, RunWrite, Store,
+                StoreError, StoreResult, StoredEvent, Watermark, WorkItem, add, count, is_missing_parent,
+                micros, page_size, search_text, timestamp, to_json,
+            };
+
+            $crate::store::row_decoders!($row);
+
+            impl $store {
+                /// A connection for writes whose next commit is as durable as `durability` asks.
+                async fn writer(&self, durability: Durability) -> StoreResult<PoolConnection<$db>> {
+                    let mut conn = self.write_pool().acquire().await?;
+                    // Set before `BEGIN`: SQLite cannot change its safety level inside a transaction.
+                    let flush = match durability {
+                        Durability::Acknowledged => Self::FLUSH_AT_COMMIT,
+                        Durability::Recoverable => Self::FLUSH_LATER,
+                    };
+                    sqlx::query(flush).execute(&mut *conn).await?;
+                    Ok(conn)
+                }
+            }
+
+            impl Store for $store {
+                fn now(&self) -> Timestamp {
+                    self.clock.now()
+                }
+
+                fn accept_events(
+                    &self,
+                    events: Vec<NewEvent>,
+                ) -> BoxFuture<'_, StoreResult<Vec<AcceptOutcome>>> {
+                    Box::pin(async move {
+                        let mut conn = self.writer(Durability::Acknowledged).await?;
+                        let mut tx = conn.begin_with(Self::BEGIN_WRITE).await?;
+                        let mut outcomes = Vec::with_capacity(events.len());
+                        for event in &events {
+                            outcomes.push(accept_one(&mut tx, event).await?);
+                        }
+                        tx.commit().await?;
+                        Ok(outcomes)
+                    })
+                }
+
+                fn accept_events_leased<'a>(
+                    &'a self,
+                    events: Vec<(NewEvent, bool)>,
+                    worker: &'a str,
+                    lease: Duration,
+                ) -> BoxFuture<'a, StoreResult<Vec<LeasedOutcome>>> {
+                    Box::pin(async move {
+                        let now = self.now();
+                        let lease_until = add(now, lease);
+                        let mut conn = self.writer(Durability::Acknowledged).await?;
+                        let mut tx = conn.begin_with(Self::BEGIN_WRITE).await?;
+                        let mut outcomes = Vec::with_capacity(events.len());
+                        for (event, leased) in &events {
+                            let outcome = accept_one(&mut tx, event).await?;
+                            let claim = match outcome {
+                                AcceptOutcome::Accepted { work_id, .. } if *leased => {
+                                    let token = Uuid::new_v4();
+                                    let row = sqlx::query(sql::LEASE_WORK_BY_ID)
+                                        .bind(worker)
+                                        .bind(token.to_string())
+                                        .bind(micros(lease_until))
+                                        .bind(work_id.to_string())
+                                        .fetch_one(&mut *tx)
+                                        .await?;
+                                    let item = work_item(&row)?;
+                                    Some(Claim {
+                                        token: ClaimToken { item: item.id, token },
+                                        item,
+                                        lease_until,
+                                    })
+                                }
+                                _ => None,
+                            };
+                            outcomes.push((outcome, claim));
+                        }
+                        tx.commit().await?;
+                        Ok(outcomes)
+                    })
+                }
+
+                fn reject_event(&self, event: RejectedEvent) -> BoxFuture<'_, StoreResult<()>> {
+                    Box::pin(async move {
+                        let mut conn = self.writer(Durability::Recoverable).await?;
+                        sqlx::query(sql::INSERT_REJECTED)
+                            .bind(event.id.to_string())
+                            .bind(&event.flow)
+                            .bind(&event.source)
+                            .bind(micros(event.received_at))
+                            .bind(to_json("event headers", &event.headers)?)
+                            .bind(&event.body)
+                            .bind(i64::from(event.status))
+                            .bind(&event.reason)
+                            .execute(&mut *conn)
+                            .await?;
+                        Ok(())
+                    })
+                }
+
+                fn get_event(&self, id: Uuid) -> BoxFuture<'_, StoreResult<Option<StoredEvent>>> {
+                    Box::pin(async move {
+                        let row = sqlx::query(sql::GET_EVENT)
+                            .bind(id.to_string())
+                            .fetch_optional(self.read_pool())
+                            .await?;
+                        row.as_ref().map(stored_event).transpose()
+                    })
+                }
+
+                fn list_rejected(&self, limit: u32) -> BoxFuture<'_, StoreResult<Vec<RejectedEvent>>> {
+                    Box::pin(async move {
+                        let rows = sqlx::query(sql::LIST_REJECTED)
+                            .bind(i64::from(limit))
+                            .fetch_all(self.read_pool())
+                            .await?;
+                        rows.iter().map(rejected_event).collect()
+                    })
+                }
+
+                fn enqueue(&self, work: NewWork) -> BoxFuture<'_, StoreResult<()>> {
+                    Box::pin(async move {
+                        let now = self.now();
+                        let mut conn = self.writer(Durability::Acknowledged).await?;
+                        insert_work(&mut conn, &work, now).await
+                    })
+                }
+
+                fn claim<'a>(
+                    &'a self,
+                    worker: &'a str,
+                    lease: Duration,
+                ) -> BoxFuture<'a, StoreResult<Option<Claim>>> {
+                    Box::pin(async move {
+                        let now = self.now();
+                        let lease_until = add(now, lease);
+                        let token = Uuid::new_v4();
+                        let probe = sqlx::query(sql::CLAIM_PROBE).bind(micros(now));
+                        if probe.fetch_optional(self.read_pool()).await?.is_none() {
+                            return Ok(None);
+                        }
+                        let mut conn = self.writer(Durability::Recoverable).await?;
+                        let mut tx = conn.begin_with(Self::BEGIN_WRITE).await?;
+                        loop {
+                            let Some(candidate) = sqlx::query(Self::CLAIM_CANDIDATE)
+                                .bind(micros(now))
+                                .fetch_optional(&mut *tx)
+                                .await?
+                            else {
+                                tx.commit().await?;
+                                return Ok(None);
+                            };
+                            let seq: i64 = candidate.try_get("seq")?;
+                            let state: String = candidate.try_get("state")?;
+                            let attempts: i64 = candidate.try_get("attempts")?;
+                            let max_attempts: i64 = candidate.try_get("max_attempts")?;
+                            if state == "leased" && attempts >= max_attempts {
+                                // A worker died holding the last attempt: the item is poison, not work.
+                                sqlx::query(sql::DEAD_LETTER_EXPIRED).bind(seq).execute(&mut *tx).await?;
+                                continue;
+                            }
+                            let row = sqlx::query(sql::LEASE_WORK)
+                                .bind(worker)
+                                .bind(token.to_string())
+                                .bind(micros(lease_until))
+                                .bind(seq)
+                                .fetch_one(&mut *tx)
+                                .await?;
+                            tx.commit().await?;
+                            let item = work_item(&row)?;
+                            return Ok(Some(Claim {
+                                token: ClaimToken { item: item.id, token },
+                                item,
+                                lease_until,
+                            }));
+                        }
+                    })
+                }
+
+                fn heartbeat(
+                    &self,
+                    token: ClaimToken,
+                    lease: Duration,
+                ) -> BoxFuture<'_, StoreResult<Timestamp>> {
+                    Box::pin(async move {
+                        let lease_until = add(self.now(), lease);
+                        let mut conn = self.writer(Durability::Recoverable).await?;
+                        update_claimed(&mut conn, sql::HEARTBEAT, lease_until, token).await?;
+                        Ok(lease_until)
+                    })
+                }
+
+                fn complete(&self, token: ClaimToken) -> BoxFuture<'_, StoreResult<()>> {
+                    Box::pin(async move {
+                        let mut conn = self.writer(Durability::Recoverable).await?;
+                        complete_on(&mut conn, token).await
+                    })
+                }
+
+                fn fail<'a>(
+                    &'a self,
+                    token: ClaimToken,
+                    error: &'a str,
+                    retry_at: Timestamp,
+                ) -> BoxFuture<'a, StoreResult<FailOutcome>> {
+                    Box::pin(async move {
+                        let mut conn = self.writer(Durability::Recoverable).await?;
+                        let state: Option<String> = sqlx::query_scalar(sql::FAIL_WORK)
+                            .bind(micros(retry_at))
+                            .bind(error)
+                            .bind(token.item.to_string())
+                            .bind(token.token.to_string())
+                            .fetch_optional(&mut *conn)
+                            .await?;
+                        sql::fail_outcome(token, state, retry_at)
+                    })
+                }
+
+                fn release(&self, token: ClaimToken) -> BoxFuture<'_, StoreResult<()>> {
+                    Box::pin(async move {
+                        let now = self.now();
+                        let mut conn = self.writer(Durability::Recoverable).await?;
+                        update_claimed(&mut conn, sql::RELEASE_WORK, now, token).await
+                    })
+                }
+
+                fn queue_stats(&self) -> BoxFuture<'_, StoreResult<QueueStats>> {
+                    Box::pin(async move {
+                        let rows = sqlx::query(sql::QUEUE_STATS).fetch_all(self.read_pool()).await?;
+                        let mut stats = QueueStats::default();
+                        for row in &rows {
+                            let state: String = row.try_get("state")?;
+                            let n = count(row.try_get("n")?);
+                            let oldest: Option<i64> = row.try_get("oldest")?;
+                            match state.as_str() {
+                                "ready" => stats.ready = n,
+                                "leased" => stats.leased = n,
+                                _ => stats.dead = n,
+                            }
+                            if state != "dead" {
+                                let oldest = crate::store::opt_timestamp(oldest)?;
+                                stats.oldest_enqueued_at = match (stats.oldest_enqueued_at, oldest) {
+                                    (Some(a), Some(b)) => Some(a.min(b)),
+                                    (a, b) => a.or(b),
+                                };
+                            }
+                        }
+                        Ok(stats)
+                    })
+                }
+
+                fn list_dead(&self, limit: u32) -> BoxFuture<'_, StoreResult<Vec<WorkItem>>> {
+                    Box::pin(async move {
+                        let rows = sqlx::query(sql::LIST_DEAD)
+                            .bind(i64::from(limit))
+                            .fetch_all(self.read_pool())
+                            .await?;
+                        rows.iter().map(work_item).collect()
+                    })
+                }
+
+                fn requeue_dead(&self, id: Uuid) -> BoxFuture<'_, StoreResult<bool>> {
+                    Box::pin(async move {
+                        let now = self.now();
+                        let mut conn = self.writer(Durability::Acknowledged).await?;
+                        let done = sqlx::query(sql::REQUEUE_DEAD)
+                            .bind(micros(now))
+                            .bind(id.to_string())
+                            .execute(&mut *conn)
+                            .await?;
+                        Ok(done.rows_affected() > 0)
+                    })
+                }
+
+                fn create_run(&self, run: NewRun) -> BoxFuture<'_, StoreResult<bool>> {
+                    Box::pin(async move {
+                        let inputs = to_json("run inputs", &run.inputs)?;
+                        let mut conn = self.writer(Durability::Recoverable).await?;
+                        let mut tx = conn.begin_with(Self::BEGIN_WRITE).await?;
+                        let created = insert_run(&mut tx, &run, &inputs).await?;
+                        tx.commit().await?;
+                        Ok(created)
+                    })
+                }
+
+                fn start_run(&self, id: Uuid, at: Timestamp) -> BoxFuture<'_, StoreResult<()>> {
+                    Box::pin(async move {
+                        let mut conn = self.writer(Durability::Recoverable).await?;
+                        start_on(&mut conn, id, at).await
+                    })
+                }
+
+                fn record_action(&self, run: Uuid, action: ActionRecord) -> BoxFuture<'_, StoreResult<()>> {
+                    Box::pin(async move {
+                        let result = to_json("action result", &action.result)?;
+                        let mut conn = self.writer(Durability::Recoverable).await?;
+                        let done = upsert_action(&mut conn, run, &action, result).await;
+                        match done {
+                            Err(StoreError::Database(err)) if is_missing_parent(&err) => {
+                                Err(StoreError::RunNotFound(run))
+                            }
+                            other => other,
+                        }
+                    })
+                }
+
+                fn completed_actions(&self, run: Uuid) -> BoxFuture<'_, StoreResult<Vec<ActionRecord>>> {
+                    Box::pin(async move {
+                        let rows = sqlx::query(sql::RUN_ACTIONS)
+                            .bind(run.to_string())
+                            .fetch_all(self.read_pool())
+                            .await?;
+                        rows.iter().map(action_record).collect()
+                    })
+                }
+
+                fn finish_run(&self, id: Uuid, outcome: RunOutcome) -> BoxFuture<'_, StoreResult<()>> {
+                    Box::pin(async move {
+                        let mut conn = self.writer(Durability::Recoverable).await?;
+                        let mut tx = conn.begin_with(Self::BEGIN_WRITE).await?;
+                        finish_on(&mut tx, id, &outcome).await?;
+                        tx.commit().await?;
+                        Ok(())
+                    })
+                }
+
+                fn write_batch(
+                    &self,
+                    writes: Vec<RunWrite>,
+                ) -> BoxFuture<'_, StoreResult<Vec<StoreResult<()>>>> {
+                    Box::pin(async move {
+                        let mut conn = self.writer(Durability::Recoverable).await?;
+                        let mut tx = conn.begin_with(Self::BEGIN_WRITE).await?;
+                        let mut outcomes = Vec::with_capacity(writes.len());
+                        for write in &writes {
+                            let outcome = match write {
+                                RunWrite::Create(run) => {
+                                    let inputs = to_json("run inputs", &run.inputs)?;
+                                    insert_run(&mut tx, run, &inputs).await.map(|_| ())
+                                }
+                                RunWrite::Start { run, at } => start_on(&mut tx, *run, *at).await,
+                                RunWrite::Action { run, action } => {
+                                    // Checked first: a foreign-key error would end the whole
+                                    // transaction on PostgreSQL.
+                                    let exists = sqlx::query(sql::RUN_EXISTS)
+                                        .bind(run.to_string())
+                                        .fetch_optional(&mut *tx)
+                                        .await?;
+                                    match exists {
+                                        None => Err(StoreError::RunNotFound(*run)),
+                                        Some(_) => {
+                                            let result = to_json("action result", &action.result)?;
+                                            upsert_action(&mut tx, *run, action, result).await
+                                        }
+                                    }
+                                }
+                                RunWrite::Finish { run, outcome } => finish_on(&mut tx, *run, outcome).await,
+                                RunWrite::Complete(token) => complete_on(&mut tx, *token).await,
+                            };
+                            if let Err(StoreError::Database(err)) = outcome {
+                                return Err(StoreError::Database(err));
+                            }
+                            outcomes.push(outcome);
+                        }
+                        tx.commit().await?;
+                        Ok(outcomes)
+                    })
+                }
+
+                fn get_run(&self, id: Uuid) -> BoxFuture<'_, StoreResult<Option<RunDetail>>> {
+                    Box::pin(async move {
+                        // One read transaction: the summary, data and actions come from one snapshot.
+                        let mut tx = self.read_pool().begin_with(Self::BEGIN_SNAPSHOT).await?;
+                        let Some(row) =
+                            sqlx::query(sql::GET_RUN).bind(id.to_string()).fetch_optional(&mut *tx).await?
+                        else {
+                            return Ok(None);
+                        };
+                        let actions =
+                            sqlx::query(sql::RUN_ACTIONS).bind(id.to_string()).fetch_all(&mut *tx).await?;
+                        let resubmits: Vec<String> = sqlx::query_scalar(sql::RESUBMITS_OF)
+                            .bind(id.to_string())
+                            .fetch_all(&mut *tx)
+                            .await?;
+                        tx.commit().await?;
+                        Ok(Some(RunDetail {
+                            summary: run_summary(&row)?,
+                            inputs: crate::store::from_json("run inputs", row.try_get("inputs")?)?,
+                            record: crate::store::opt_json("run record", row.try_get("record")?)?,
+                            actions: actions.iter().map(action_record).collect::<StoreResult<_>>()?,
+                            resubmits: resubmits
+                                .iter()
+                                .map(|id| crate::store::uuid(id))
+                                .collect::<StoreResult<_>>()?,
+                        }))
+                    })
+                }
+
+                fn list_runs(&self, filter: RunFilter) -> BoxFuture<'_, StoreResult<RunPage>> {
+                    Box::pin(async move {
+                        let limit = page_size(&filter);
+                        let cursor = filter.cursor.as_deref().map(Cursor::parse).transpose()?;
+                        let mut query = QueryBuilder::<$db>::new(sql::LIST_RUNS);
+                        if let Some(flow) = &filter.flow {
+                            query.push(" AND flow = ").push_bind(flow.clone());
+                        }
+                        if let Some(status) = filter.status {
+                            query.push(" AND status = ").push_bind(status.as_str());
+                        }
+                        if let Some(since) = filter.since {
+                            query.push(" AND created_at >= ").push_bind(micros(since));
+                        }
+                        if let Some(until) = filter.until {
+                            query.push(" AND created_at < ").push_bind(micros(until));
+                        }
+                        if let Some(text) = filter.text.as_deref().filter(|text| !text.is_empty()) {
+                            query
+                                .push(" AND ")
+                                .push(Self::POSITION)
+                                .push("(search_text, ")
+                                .push_bind(text.to_lowercase())
+                                .push(") > 0");
+                        }
+                        if let Some(cursor) = cursor {
+                            query
+                                .push(" AND (created_at, id) < (")
+                                .push_bind(cursor.created_at)
+                                .push(", ")
+                                .push_bind(cursor.id)
+                                .push(")");
+                        }
+                        query
+                            .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+                            .push_bind(i64::from(limit) + 1);
+                        let rows = query.build().fetch_all(self.read_pool()).await?;
+                        page(&rows, limit)
+                    })
+                }
+
+                fn run_counts(
+                    &self,
+                    since: Timestamp,
+                    until: Timestamp,
+                ) -> BoxFuture<'_, StoreResult<Vec<RunCount>>> {
+                    Box::pin(async move {
+                        let rows = sqlx::query(sql::RUN_COUNTS)
+                            .bind(micros(since))
+                            .bind(micros(until))
+                            .fetch_all(self.read_pool())
+                            .await?;
+                        rows.iter()
+                            .map(|row| {
+                                Ok(RunCount {
+                                    flow: row.try_get("flow")?,
+                                    status: RunStatus::parse(row.try_get("status")?)?,
+                                    count: count(row.try_get("n")?),
+                                })
+                            })
+                            .collect()
+                    })
+                }
+
+                fn resubmit(
+                    &self,
+                    original: Uuid,
+                    new_run: Uuid,
+                    max_attempts: u32,
+                ) -> BoxFuture<'_, StoreResult<()>> {
+                    Box::pin(async move {
+                        let now = self.now();
+                        let mut conn = self.writer(Durability::Acknowledged).await?;
+                        let mut tx = conn.begin_with(Self::BEGIN_WRITE).await?;
+                        let Some(row) = sqlx::query(sql::RESUBMIT_SOURCE)
+                            .bind(original.to_string())
+                            .fetch_optional(&mut *tx)
+                            .await?
+                        else {
+                            return Err(StoreError::RunNotFound(original));
+                        };
+                        let inputs: String = row.try_get("inputs")?;
+                        let run = NewRun {
+                            id: new_run,
+                            flow: row.try_get("flow")?,
+                            status: RunStatus::Queued,
+                            event_id: crate::store::opt_uuid(row.try_get("event_id")?)?,
+                            resubmit_of: Some(original),
+                            created_at: now,
+                            inputs: Value::Null,
+                        };
+                        if insert_run(&mut tx, &run, &inputs).await? {
+                            let work = sql::resubmit_work(&run, max_attempts);
+                            insert_work(&mut tx, &work, now).await?;
+                        }
+                        tx.commit().await?;
+                        Ok(())
+                    })
+                }
+
+                fn get_watermark<'a>(
+                    &'a self,
+                    flow: &'a str,
+                    trigger: &'a str,
+                ) -> BoxFuture<'a, StoreResult<Option<Watermark>>> {
+                    Box::pin(async move {
+                        let row = sqlx::query(sql::GET_WATERMARK)
+                            .bind(flow)
+                            .bind(trigger)
+                            .fetch_optional(self.read_pool())
+                            .await?;
+                        row.as_ref().map(watermark).transpose()
+                    })
+                }
+
+                fn set_watermark<'a>(
+                    &'a self,
+                    flow: &'a str,
+                    trigger: &'a str,
+                    value: Value,
+                ) -> BoxFuture<'a, StoreResult<i64>> {
+                    Box::pin(async move {
+                        let value = to_json("watermark", &value)?;
+                        let mut conn = self.writer(Durability::Recoverable).await?;
+                        let query = sqlx::query_scalar(sql::SET_WATERMARK);
+                        let write = bind_watermark(query, flow, trigger, value, self.now());
+                        Ok(write.fetch_one(&mut *conn).await?)
+                    })
+                }
+
+                fn cas_watermark<'a>(
+                    &'a self,
+                    flow: &'a str,
+                    trigger: &'a str,
+                    expected: Option<i64>,
+                    value: Value,
+                ) -> BoxFuture<'a, StoreResult<Option<i64>>> {
+                    Box::pin(async move {
+                        let value = to_json("watermark", &value)?;
+                        let mut conn = self.writer(Durability::Recoverable).await?;
+                        let query = match expected {
+                            Some(version) => sqlx::query_scalar(sql::CAS_WATERMARK).bind(version),
+                            None => sqlx::query_scalar(sql::CREATE_WATERMARK),
+                        };
+                        let write = bind_watermark(query, flow, trigger, value, self.now());
+                        Ok(write.fetch_optional(&mut *conn).await?)
+                    })
+                }
+
+                fn acquire_lease<'a>(
+                    &'a self,
+                    name: &'a str,
+                    holder: &'a str,
+                    ttl: Duration,
+                ) -> BoxFuture<'a, StoreResult<bool>> {
+                    Box::pin(async move {
+                        let now = self.now();
+                        let mut conn = self.writer(Self::LEASE_DURABILITY).await?;
+                        let granted: Option<String> = sqlx::query_scalar(sql::ACQUIRE_LEASE)
+                            .bind(name)
+                            .bind(holder)
+                            .bind(micros(add(now, ttl)))
+                            .bind(micros(now))
+                            .fetch_optional(&mut *conn)
+                            .await?;
+                        Ok(granted.is_some())
+                    })
+                }
+
+                fn release_lease<'a>(
+                    &'a self,
+                    name: &'a str,
+                    holder: &'a str,
+                ) -> BoxFuture<'a, StoreResult<bool>> {
+                    Box::pin(async move {
+                        let mut conn = self.writer(Self::LEASE_DURABILITY).await?;
+                        let done = sqlx::query(sql::RELEASE_LEASE)
+                            .bind(name)
+                            .bind(holder)
+                            .execute(&mut *conn)
+                            .await?;
+                        Ok(done.rows_affected() > 0)
+                    })
+                }
+
+                fn lease_holder<'a>(
+                    &'a self,
+                    name: &'a str,
+                ) -> BoxFuture<'a, StoreResult<Option<LeaseHolder>>> {
+                    Box::pin(async move {
+                        let row = sqlx::query(sql::LEASE_HOLDER)
+                            .bind(name)
+                            .bind(micros(self.now()))
+                            .fetch_optional(self.read_pool())
+                            .await?;
+                        row.map(|row| {
+                            Ok(LeaseHolder {
+                                holder: row.try_get("holder")?,
+                                expires_at: timestamp(row.try_get("expires_at")?)?,
+                            })
+                        })
+                        .transpose()
+                    })
+                }
+
+                fn purge(&self, cutoff: Timestamp) -> BoxFuture<'_, StoreResult<PurgeReport>> {
+                    Box::pin(async move {
+                        let cutoff = micros(cutoff);
+                        let mut conn = self.writer(Durability::Recoverable).await?;
+                        let mut tx = conn.begin_with(Self::BEGIN_WRITE).await?;
+                        let mut report = PurgeReport::default();
+                        for (sql, slot) in [
+                            (sql::PURGE_RUNS, &mut report.runs),
+                            (sql::PURGE_DEAD_WORK, &mut report.dead_work),
+                            (sql::PURGE_EVENTS, &mut report.events),
+                            (sql::PURGE_REJECTED, &mut report.rejected),
+                        ] {
+                            *slot = sqlx::query(sql).bind(cutoff).execute(&mut *tx).await?.rows_affected();
+                        }
+                        tx.commit().await?;
+                        Ok(report)
+                    })
+                }
+
+                fn set_flow_enabled<'a>(
+                    &'a self,
+                    flow: &'a str,
+                    enabled: bool,
+                ) -> BoxFuture<'a, StoreResult<()>> {
+                    Box::pin(async move {
+                        let mut conn = self.writer(Durability::Acknowledged).await?;
+                        sqlx::query(sql::SET_FLOW_STATE)
+                            .bind(flow)
+                            .bind(enabled)
+                            .bind(micros(self.now()))
+                            .execute(&mut *conn)
+                            .await?;
+                        Ok(())
+                    })
+                }
+
+                fn flow_enabled<'a>(&'a self, flow: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+                    Box::pin(async move {
+                        let enabled: Option<bool> = sqlx::query_scalar(sql::FLOW_ENABLED)
+                            .bind(flow)
+                            .fetch_optional(self.read_pool())
+                            .await?;
+                        Ok(enabled.unwrap_or(true))
+                    })
+                }
+
+                fn flow_states(&self) -> BoxFuture<'_, StoreResult<Vec<FlowState>>> {
+                    Box::pin(async move {
+                        let rows = sqlx::query(sql::FLOW_STATES).fetch_all(self.read_pool()).await?;
+                        rows.iter().map(flow_state).collect()
+                    })
+                }
+            }
+
+            /// Stores one event and its work item, or recognises it as a redelivery.
+            async fn accept_one(conn: &mut $conn, event: &NewEvent) -> StoreResult<AcceptOutcome> {
+                let id = event.id.to_string();
+                let inserted = sqlx::query(sql::INSERT_EVENT)
+                    .bind(&id)
+                    .bind(&event.flow)
+                    .bind(&event.source)
+                    .bind(micros(event.received_at))
+                    .bind(to_json("event headers", &event.headers)?)
+                    .bind(&event.body)
+                    .bind(&event.dedup_key)
+                    .execute(&mut *conn)
+                    .await?;
+                if inserted.rows_affected() == 0 {
+                    let existing: String = sqlx::query_scalar(sql::FIND_DUPLICATE)
+                        .bind(&id)
+                        .bind(&event.flow)
+                        .bind(&event.dedup_key)
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    return Ok(AcceptOutcome::Duplicate { existing: crate::store::uuid(&existing)? });
+                }
+                let work = sql::event_work(event);
+                insert_work(conn, &work, event.received_at).await?;
+                Ok(AcceptOutcome::Accepted { event_id: event.id, work_id: work.id })
+            }
+
+            /// Removes a finished work item; [`StoreError::LeaseLost`] if the claim no longer holds it.
+            async fn complete_on(conn: &mut $conn, token: ClaimToken) -> StoreResult<()> {
+                let done = sqlx::query(sql::COMPLETE_WORK)
+                    .bind(token.item.to_string())
+                    .bind(token.token.to_string())
+                    .execute(&mut *conn)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::LeaseLost(token.item));
+                }
+                Ok(())
+            }
+
+            /// Marks a run as running.
+            async fn start_on(conn: &mut $conn, id: Uuid, at: Timestamp) -> StoreResult<()> {
+                let done = sqlx::query(sql::START_RUN)
+                    .bind(micros(at))
+                    .bind(id.to_string())
+                    .execute(&mut *conn)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::RunNotFound(id));
+                }
+                Ok(())
+            }
+
+            /// Stores or replaces one action result; `result` is its JSON text.
+            async fn upsert_action(
+                conn: &mut $conn,
+                run: Uuid,
+                action: &ActionRecord,
+                result: String,
+            ) -> StoreResult<()> {
+                sqlx::query(sql::UPSERT_ACTION)
+                    .bind(run.to_string())
+                    .bind(&action.name)
+                    .bind(&action.status)
+                    .bind(action.started_at.map(micros))
+                    .bind(action.ended_at.map(micros))
+                    .bind(result)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            }
+
+            /// Records how a run ended, inside the caller's transaction.
+            async fn finish_on(conn: &mut $conn, id: Uuid, outcome: &RunOutcome) -> StoreResult<()> {
+                let record = to_json("run record", &outcome.record)?;
+                let error = outcome.error.as_ref().map(|e| to_json("run error", e)).transpose()?;
+                let inputs: Option<String> = sqlx::query_scalar(sql::RUN_INPUTS)
+                    .bind(id.to_string())
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                let Some(inputs) = inputs else {
+                    return Err(StoreError::RunNotFound(id));
+                };
+                sqlx::query(sql::FINISH_RUN)
+                    .bind(outcome.status.as_str())
+                    .bind(micros(outcome.ended_at))
+                    .bind(error)
+                    .bind(search_text(&[&inputs, &record]))
+                    .bind(id.to_string())
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query(sql::SET_RUN_RECORD)
+                    .bind(record)
+                    .bind(id.to_string())
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            }
+
+            /// Inserts a work item, ready at `not_before` or `now`.
+            async fn insert_work(conn: &mut $conn, work: &NewWork, now: Timestamp) -> StoreResult<()> {
+                sqlx::query(sql::INSERT_WORK)
+                    .bind(work.id.to_string())
+                    .bind(&work.flow)
+                    .bind(work.event_id.map(|id| id.to_string()))
+                    .bind(work.run_id.map(|id| id.to_string()))
+                    .bind(to_json("work payload", &work.payload)?)
+                    .bind(micros(work.not_before.unwrap_or(now)))
+                    .bind(micros(now))
+                    .bind(i64::from(work.max_attempts))
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            }
+
+            /// Inserts a run and its data; false if the id exists. `inputs` is the JSON text of the inputs.
+            async fn insert_run(conn: &mut $conn, run: &NewRun, inputs: &str) -> StoreResult<bool> {
+                let id = run.id.to_string();
+                let inserted = sqlx::query(sql::INSERT_RUN)
+                    .bind(&id)
+                    .bind(&run.flow)
+                    .bind(run.status.as_str())
+                    .bind(run.event_id.map(|id| id.to_string()))
+                    .bind(run.resubmit_of.map(|id| id.to_string()))
+                    .bind(micros(run.created_at))
+                    .bind(search_text(&[inputs]))
+                    .execute(&mut *conn)
+                    .await?;
+                if inserted.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                sqlx::query(sql::INSERT_RUN_DATA).bind(&id).bind(inputs).execute(&mut *conn).await?;
+                Ok(true)
+            }
+
+            /// Runs `statement` on a claimed item (`$1`: a time, `$2`: the item, `$3`: the claim
+            /// token); fails with [`StoreError::LeaseLost`] if the claim no longer holds the item.
+            async fn update_claimed(
+                conn: &mut $conn,
+                statement: &'static str,
+                at: Timestamp,
+                token: ClaimToken,
+            ) -> StoreResult<()> {
+                let done = sqlx::query(statement)
+                    .bind(micros(at))
+                    .bind(token.item.to_string())
+                    .bind(token.token.to_string())
+                    .execute(&mut *conn)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::LeaseLost(token.item));
+                }
+                Ok(())
+            }
+
+            /// A watermark write: returns the new version.
+            type WatermarkWrite<'q> =
+                sqlx::query::QueryScalar<'q, $db, i64, <$db as sqlx::Database>::Arguments>;
+
+            /// Binds the parameters every watermark write takes after its own: flow, trigger,
+            /// value and the time of the write.
+            fn bind_watermark<'q>(
+                query: WatermarkWrite<'q>,
+                flow: &'q str,
+                trigger: &'q str,
+                value: String,
+                at: Timestamp,
+            ) -> WatermarkWrite<'q> {
+                query.bind(flow).bind(trigger).bind(value).bind(micros(at))
+            }
+
+            /// Turns `limit + 1` fetched rows into a page and the cursor of the next one.
+            fn page(rows: &[$row], limit: u32) -> StoreResult<RunPage> {
+                let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+                let runs: Vec<RunSummary> =
+                    rows.iter().take(limit).map(run_summary).collect::<StoreResult<_>>()?;
+                let next = if rows.len() > limit { runs.last().map(Cursor::after) } else { None };
+                Ok(RunPage { runs, next })
+            }
+        }
+    };
+}
+pub(crate) use sql_store;
