@@ -15,11 +15,14 @@
 //! - [`server`]: `coflow serve`, webhooks, scheduling, workers, admin API and web UI.
 //! - [`sandbox`]: loopback emulators of the Partner Center and Salesforce APIs.
 //! - [`import`]: Power Automate and Logic Apps exports translated into flow files.
+//! - [`cosell`]: what the co-sell flows need from Salesforce and Partner Center (custom fields,
+//!   the SFDX metadata that installs them, the webhook) and `coflow doctor`'s check of it.
 //! - [`testing`]: flow unit tests (`*.test.yaml`): mocked calls, expectations, reports.
 //! - [`cli`]: the `coflow` command line.
 
 pub mod cli;
 pub mod connectors;
+pub mod cosell;
 pub mod engine;
 pub mod expr;
 pub mod flow;

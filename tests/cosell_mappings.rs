@@ -510,7 +510,11 @@ connections:
         let mut fields: Vec<&str> =
             record.as_object().map(|r| r.keys().map(String::as_str).collect()).unwrap_or_default();
         fields.sort();
-        assert_eq!(fields, ["Amount", "Audit__c"], "only the changed field (and the audit line) is written");
+        assert_eq!(
+            fields,
+            ["Amount", "Audit__c", "Last_Sync_Date__c"],
+            "only the changed field (and the audit line and sync time) is written"
+        );
         let soql =
             format!("SELECT StageName, Amount, Audit__c FROM Opportunity WHERE Id = '{opportunity_id}'");
         let now = env.query(&soql).await[0].clone();

@@ -754,16 +754,21 @@ async fn upsert_by_external_id_follows_the_documented_statuses() {
     assert_eq!(by_ext.body["Amount"], json!(6.0));
     assert_eq!(by_ext.body["Referral_Id__c"], json!("REF-9"));
 
-    // Referral_Identifier__c is an external id without uniqueness: two matches mean 300.
-    let a = org.opportunity("A", json!({"Referral_Identifier__c": "dup"})).await;
-    let b = org.opportunity("B", json!({"Referral_Identifier__c": "dup"})).await;
+    // Solution_Id__c is an external id without uniqueness: two matches mean 300.
+    let parent = org.opportunity("Parent", json!({})).await;
+    let solution = |name: &str| json!({"Name": name, "Opportunity__c": parent, "Solution_Id__c": "dup"});
+    let a = org.create("Microsoft_Solution__c", solution("A")).await;
+    let b = org.create("Microsoft_Solution__c", solution("B")).await;
     let many = org
-        .patch(&format!("{V}/sobjects/Opportunity/Referral_Identifier__c/dup"), json!({"Amount": 1}))
+        .patch(&format!("{V}/sobjects/Microsoft_Solution__c/Solution_Id__c/dup"), json!({"Name": "C"}))
         .await;
     assert_eq!(many.status, StatusCode::MULTIPLE_CHOICES);
     assert_eq!(
         many.body,
-        json!([format!("{V}/sobjects/Opportunity/{a}"), format!("{V}/sobjects/Opportunity/{b}")])
+        json!([
+            format!("{V}/sobjects/Microsoft_Solution__c/{a}"),
+            format!("{V}/sobjects/Microsoft_Solution__c/{b}")
+        ])
     );
     let not_external = org.patch(&format!("{V}/sobjects/Opportunity/Name/x"), json!({})).await;
     assert_eq!(not_external.status, StatusCode::NOT_FOUND);

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod doctor;
 mod eval;
 mod graph;
 mod import;
@@ -119,6 +120,26 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: OutputFormat,
     },
+    /// Check that Salesforce and Partner Center have what the flows need: sign-in, objects and
+    /// fields (with the SFDX file that installs a missing one), the webhook registration.
+    Doctor {
+        /// Folder of flow files (mapping files in its `mappings/`).
+        #[arg(long, default_value = "flows")]
+        flows: PathBuf,
+        /// Connections file; defaults to `coflow.yaml` in the current folder when it exists.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// SFDX project of the Salesforce customisation; default `<flows>/salesforce`.
+        #[arg(long)]
+        metadata: Option<PathBuf>,
+        /// The URL Partner Center should post events to; default: the one the registration
+        /// flow registers.
+        #[arg(long)]
+        webhook_url: Option<String>,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+    },
     /// Start the Partner Center and Salesforce emulators on loopback.
     Sandbox {
         /// Address of the Salesforce emulator.
@@ -144,6 +165,10 @@ pub enum Command {
         /// `token-expired`; change them at run time through `/__sandbox/faults`.
         #[arg(long = "fault", value_name = "RULE")]
         faults: Vec<String>,
+        /// Leave a Salesforce object or field out of the org (repeatable), as before the co-sell
+        /// metadata is installed: `Microsoft_Solution__c`, `Opportunity.Audit__c`.
+        #[arg(long = "without", value_name = "OBJECT[.FIELD]")]
+        without: Vec<String>,
     },
     /// Inspect and resubmit runs in a store (the one `coflow serve` uses).
     Runs {
@@ -277,6 +302,9 @@ pub fn main() -> ExitCode {
         Command::Test { paths, format, junit } => test::run(&paths, format, junit.as_deref()),
         Command::Eval { expr, data, pa } => eval::run(&expr, data.as_deref(), pa),
         Command::Import { file, out, force, format } => import::run(&file, &out, force, format),
+        Command::Doctor { flows, config, metadata, webhook_url, format } => {
+            doctor::run(doctor::DoctorArgs { flows, config, metadata, webhook_url, format })
+        }
         Command::Sandbox {
             salesforce_addr,
             partner_center_addr,
@@ -285,6 +313,7 @@ pub fn main() -> ExitCode {
             daily_api_limit,
             jwt_cert,
             faults,
+            without,
         } => sandbox::run(sandbox::SandboxArgs {
             salesforce_addr,
             partner_center_addr,
@@ -293,6 +322,7 @@ pub fn main() -> ExitCode {
             daily_api_limit,
             jwt_cert,
             faults,
+            without,
         }),
         Command::Runs { action, store, json } => {
             let action = match action {

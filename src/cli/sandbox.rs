@@ -25,6 +25,8 @@ pub struct SandboxArgs {
     pub jwt_cert: Option<PathBuf>,
     /// Fault rules, e.g. `GET /services/data/*: 503 rate=0.2 retry_after=2`.
     pub faults: Vec<String>,
+    /// Salesforce objects and fields the org lacks, e.g. `Opportunity.Audit__c`.
+    pub without: Vec<String>,
 }
 
 /// Turns the arguments into a validated configuration before anything starts.
@@ -42,6 +44,7 @@ fn settings(args: &SandboxArgs) -> anyhow::Result<SandboxConfig> {
         daily_api_limit: args.daily_api_limit,
         jwt_public_key_pem,
         faults: args.faults.clone(),
+        salesforce_without: args.without.clone(),
     })
 }
 

@@ -81,6 +81,8 @@ pub struct SandboxConfig {
     pub jwt_public_key_pem: Option<String>,
     /// Fault rules active from the start (grammar in [`faults`]).
     pub faults: Vec<String>,
+    /// Salesforce objects and fields the org lacks (see [`SalesforceConfig::without`]).
+    pub salesforce_without: Vec<String>,
 }
 
 impl SandboxConfig {
@@ -95,6 +97,7 @@ impl SandboxConfig {
             daily_api_limit: None,
             jwt_public_key_pem: None,
             faults: Vec::new(),
+            salesforce_without: Vec::new(),
         }
     }
 }
@@ -154,6 +157,7 @@ pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
     let mut sf_config = SalesforceConfig::new(salesforce_url.clone());
     sf_config.seed_data = config.seed_data.clone();
     sf_config.jwt_public_key_pem = config.jwt_public_key_pem.clone();
+    sf_config.without = config.salesforce_without.clone();
     if let Some(limit) = config.daily_api_limit {
         sf_config.daily_api_limit = limit;
     }
@@ -163,6 +167,7 @@ pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
         SandboxError::Fault(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
     })?;
 
+    partner_center.fault_deliveries(faults.clone());
     let sf_router = faults::apply(salesforce::router(salesforce.clone()), faults.clone());
     let pc_router = faults::apply(partner_center::router(partner_center.clone()), faults.clone());
 

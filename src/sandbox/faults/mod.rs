@@ -13,6 +13,9 @@
 //! - `DELETE /__sandbox/faults` removes them all.
 //!
 //! Paths under `/__sandbox/` are never faulted, so a test can always reach the admin endpoints.
+//! In a sandbox started by [`crate::sandbox::start`] the rules also apply to the webhook events
+//! Partner Center delivers: an attempt is matched as `POST <receiver path>`, so
+//! `POST /hooks/pc-to-sf: drop times=3` loses three delivery attempts.
 //!
 //! An emulator answers status and expired-token faults in its own error shape by serving
 //! [`RENDER_PATH`]: the middleware sends the faulted request there, with an [`InjectedFault`]

@@ -5,6 +5,8 @@
 //! when the registration asked for it), plus `X-MS-Certificate-Url` and
 //! `X-MS-Signature-Algorithm: rsa-sha256`. A background task makes up to `delivery_attempts`
 //! attempts with doubling waits; every attempt is recorded for `GET /__sandbox/deliveries`.
+//! When the sandbox's fault rules apply to deliveries (see [`PartnerCenter::fault_deliveries`]),
+//! an attempt a rule fires on is recorded with the injected status or error and never sent.
 
 use std::sync::{
     Arc, Mutex, MutexGuard, OnceLock,
@@ -23,6 +25,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{PartnerCenter, format_event_time, format_time};
+use crate::sandbox::faults::{InjectedKind, Outcome};
 
 /// The RSA key and self-signed certificate that sign events.
 #[derive(Debug)]
@@ -259,6 +262,18 @@ async fn deliver(pc: Arc<PartnerCenter>, delivery: Delivery) {
     };
     let attempts = pc.config.delivery_attempts.max(1);
     for attempt in 1..=attempts {
+        if let Some((status, error)) = injected(&pc, &delivery.url).await {
+            pc.deliveries.update(delivery.id, |d| {
+                d.attempts.push(Attempt { attempt, at: format_time(pc.clock.now()), status, error });
+                if attempt == attempts {
+                    d.state = DeliveryState::Failed;
+                }
+            });
+            if attempt < attempts {
+                tokio::time::sleep(backoff(&pc, attempt)).await;
+            }
+            continue;
+        }
         let outcome = pc
             .http
             .post(&delivery.url)
@@ -289,6 +304,23 @@ async fn deliver(pc: Arc<PartnerCenter>, delivery: Delivery) {
         if attempt < attempts {
             tokio::time::sleep(backoff(&pc, attempt)).await;
         }
+    }
+}
+
+/// What fault injection makes of one delivery attempt: `None` to send it, else the status and
+/// error recorded instead (the receiver is never reached). Latency rules only delay it.
+async fn injected(pc: &PartnerCenter, url: &str) -> Option<(Option<u16>, Option<String>)> {
+    let faults = pc.delivery_faults.get()?;
+    let path = url::Url::parse(url).map(|u| u.path().to_owned()).unwrap_or_default();
+    let decision = faults.decide("POST", &path);
+    if !decision.delay.is_zero() {
+        tokio::time::sleep(decision.delay).await;
+    }
+    let error = Some("injected by fault rule".to_owned());
+    match decision.action? {
+        Outcome::Drop => Some((None, Some("the connection was dropped (fault rule)".to_owned()))),
+        Outcome::Render(InjectedKind::Status { status, .. }) => Some((Some(status), error)),
+        Outcome::Render(InjectedKind::TokenExpired) => Some((Some(401), error)),
     }
 }
 

@@ -229,6 +229,8 @@ pub struct PartnerCenter {
     store: Mutex<Store>,
     tokens: Mutex<auth::Tokens>,
     deliveries: Deliveries,
+    /// Fault rules that also apply to outgoing webhook deliveries (set by the sandbox).
+    delivery_faults: OnceLock<Arc<crate::sandbox::faults::Faults>>,
     signer: Result<Arc<Signer>, String>,
     http: reqwest::Client,
 }
@@ -264,6 +266,7 @@ impl PartnerCenter {
             store: Mutex::new(Store::default()),
             tokens: Mutex::new(auth::Tokens::default()),
             deliveries: Deliveries::default(),
+            delivery_faults: OnceLock::new(),
             signer: Signer::shared(),
             http,
         })
@@ -283,6 +286,13 @@ impl PartnerCenter {
     /// Its settings.
     pub fn config(&self) -> &PartnerCenterConfig {
         &self.config
+    }
+
+    /// Makes webhook deliveries subject to `faults` too: each attempt is decided like a request
+    /// `POST <receiver path>`, so `POST /hooks/pc-to-sf: drop times=2` loses two attempts.
+    /// Only the first call has an effect.
+    pub fn fault_deliveries(&self, faults: Arc<crate::sandbox::faults::Faults>) {
+        let _ = self.delivery_faults.set(faults);
     }
 
     /// The certificate that signs events, DER-encoded.

@@ -83,6 +83,9 @@ pub struct SalesforceConfig {
     pub custom_object_prefix: String,
     /// Records loaded at start and on reset: `{"Object": [records]}`.
     pub seed_data: Option<Value>,
+    /// Objects (`Microsoft_Solution__c`) and fields (`Opportunity.Audit__c`) this org lacks, as
+    /// an org does before the co-sell metadata is installed.
+    pub without: Vec<String>,
 }
 
 impl SalesforceConfig {
@@ -101,6 +104,7 @@ impl SalesforceConfig {
             jwt_public_key_pem: None,
             custom_object_prefix: "a0X".to_string(),
             seed_data: None,
+            without: Vec::new(),
         }
     }
 
@@ -135,7 +139,7 @@ impl Salesforce {
         if config.jwt_public_key_pem.is_some() && config.jwt_public_key_der().is_none() {
             return Err(SalesforceError::JwtKey);
         }
-        let schema = Arc::new(Schema::standard(&config.custom_object_prefix));
+        let schema = Arc::new(Schema::standard(&config.custom_object_prefix).without(&config.without));
         let org_id = RecordId::parse(ORG_ID15).map(|id| id.to18()).unwrap_or_default();
         let user_id = RecordId::parse(USER_ID15).map(|id| id.to18()).unwrap_or_default();
         let started = value::now_ms();

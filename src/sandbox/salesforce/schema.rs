@@ -366,6 +366,35 @@ impl Schema {
         Schema::from_objects(objects)
     }
 
+    /// The same org without some of its objects and fields, as an org looks before the co-sell
+    /// metadata is (fully) installed: `Object` removes an object and the lookups to it,
+    /// `Object.Field` removes one field. Names are case-insensitive; unknown names are ignored.
+    pub fn without(&self, removed: &[String]) -> Schema {
+        let removed: Vec<String> = removed.iter().map(|name| name.to_ascii_lowercase()).collect();
+        let gone = |object: &str| removed.iter().any(|r| *r == object.to_ascii_lowercase());
+        let field_gone = |object: &str, field: &str| {
+            let qualified = format!("{object}.{field}").to_ascii_lowercase();
+            removed.contains(&qualified)
+        };
+        let objects = self
+            .objects
+            .iter()
+            .filter(|object| !gone(&object.name))
+            .map(|object| {
+                let mut object = object.clone();
+                object.children.clear();
+                let name = object.name.clone();
+                object.fields.retain(|field| {
+                    let dangling =
+                        !field.reference_to.is_empty() && field.reference_to.iter().all(|t| gone(t));
+                    !dangling && !field_gone(&name, &field.name)
+                });
+                object
+            })
+            .collect();
+        Schema::from_objects(objects)
+    }
+
     fn from_objects(mut objects: Vec<ObjectDef>) -> Schema {
         for object in &mut objects {
             object.index();
@@ -668,7 +697,7 @@ fn opportunity() -> ObjectDef {
         FieldDef::new("LastViewedDate", "Last Viewed Date", T::DateTime).read_only(),
         FieldDef::new("LastReferencedDate", "Last Referenced Date", T::DateTime).read_only(),
         FieldDef::new("Sync_with_Partner_Center__c", "Sync with Partner Center", T::Boolean).defaulted(),
-        FieldDef::new("Referral_Identifier__c", "Referral Identifier", T::String).len(64).external(false),
+        FieldDef::new("Referral_Identifier__c", "Referral Identifier", T::String).len(64).external(true),
         FieldDef::new("Referral_Id__c", "Referral Id", T::String).len(64).external(true),
         FieldDef::new("Referral_Link__c", "Referral Link", T::Url),
         FieldDef::new("How_can_Microsoft_help__c", "How can Microsoft help?", T::Picklist)
@@ -676,6 +705,7 @@ fn opportunity() -> ObjectDef {
             .restricted(),
         FieldDef::new("Products__c", "Products", T::MultiPicklist).values(PRODUCTS).restricted(),
         FieldDef::new("Audit__c", "Audit", T::Textarea).len(131072),
+        FieldDef::new("Last_Sync_Date__c", "Last Sync Date", T::DateTime),
     ];
     audit(&mut f, true);
     object("Opportunity", "Opportunity", "Opportunities", "006", f)
@@ -783,5 +813,21 @@ mod tests {
         assert!(opp.child_relationship("Notes").is_some());
         assert!(opp.relationship_field("account").is_some());
         assert_eq!(schema.object_by_prefix("a0X"), schema.object_index("Microsoft_Solution__c"));
+    }
+
+    #[test]
+    fn an_org_without_some_customisations_lacks_exactly_those() {
+        let full = Schema::standard("a0X");
+        let partial = full.without(&["Microsoft_Solution__c".into(), "opportunity.audit__c".into()]);
+        assert!(partial.object_index("Microsoft_Solution__c").is_none());
+        let opp = &partial.objects[partial.object_index("Opportunity").unwrap_or_default()];
+        assert!(opp.field("Audit__c").is_none());
+        assert!(opp.field("Referral_Link__c").is_some());
+        assert!(
+            opp.child_relationship("Microsoft_Solutions__r").is_none(),
+            "the child relationship went with it"
+        );
+        assert!(opp.child_relationship("Notes").is_some());
+        assert_eq!(partial.objects.len(), full.objects.len() - 1);
     }
 }

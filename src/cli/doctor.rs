@@ -1,0 +1,62 @@
+//! `coflow doctor`: checks the connected Salesforce org and Partner Center tenant against what
+//! the flows need, and exits 1 when something must be fixed first.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use super::OutputFormat;
+use crate::connectors::HttpClient;
+use crate::connectors::config::{self, CoflowSecrets, LoadedConnections};
+use crate::cosell::doctor::{self, DoctorOptions};
+
+/// Options of `coflow doctor`, as given on the command line.
+#[derive(Debug, Clone)]
+pub struct DoctorArgs {
+    /// The flows folder.
+    pub flows: PathBuf,
+    /// Connections file.
+    pub config: Option<PathBuf>,
+    /// SFDX project of the Salesforce customisation.
+    pub metadata: Option<PathBuf>,
+    /// Expected webhook URL.
+    pub webhook_url: Option<String>,
+    /// Report format.
+    pub format: OutputFormat,
+}
+
+/// Runs the checks and prints the report; exit code 1 when there are problems.
+pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
+    let connections = load_connections(args.config.as_deref())?;
+    let mut options = DoctorOptions::new(&args.flows);
+    if let Some(metadata) = args.metadata {
+        options.metadata_dir = metadata;
+    }
+    options.webhook_url = args.webhook_url;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    // Held back, not sent: the doctor only reads, and a slip must not write to a live org.
+    let http = HttpClient::new(reqwest::Client::new(), true);
+    let report = runtime.block_on(doctor::run(&options, &connections, &http));
+    match args.format {
+        OutputFormat::Text => print!("{}", report.to_text()),
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+    }
+    Ok(if report.problems() == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The connections of `path`, or of `./coflow.yaml` when no file is named and it exists.
+fn load_connections(path: Option<&Path>) -> anyhow::Result<LoadedConnections> {
+    let default = Path::new("coflow.yaml");
+    let path = match path {
+        Some(path) => path,
+        None if default.exists() => default,
+        None => return Ok(LoadedConnections::default()),
+    };
+    config::load(path, &CoflowSecrets)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("cannot load connections from {}", path.display()))
+}
