@@ -173,6 +173,11 @@ pub fn read_export(path: &Path) -> Result<Vec<SourceFlow>, ImportError> {
     // `sync.flow.json` → `sync`.
     let stem = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let stem = stem.split('.').next().unwrap_or_default().to_string();
+    // Logic Apps Standard keeps each workflow in `<workflow name>/workflow.json`.
+    let stem = match path.parent().and_then(Path::file_name) {
+        Some(folder) if stem.eq_ignore_ascii_case("workflow") => folder.to_string_lossy().into_owned(),
+        _ => stem,
+    };
     let file_name =
         path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| shown.clone());
     let flows = if bytes.starts_with(b"PK\x03\x04") {
@@ -214,26 +219,10 @@ fn flows_in_json(value: &Value, origin: &str, fallback_name: &str) -> Vec<Source
             connection_references: references(properties.get("connectionReferences")),
         }];
     }
-    if let Some(resources) = value.get("resources").and_then(Value::as_array) {
-        return resources
-            .iter()
-            .filter(|r| {
-                r.get("type")
-                    .and_then(Value::as_str)
-                    .is_some_and(|t| t.eq_ignore_ascii_case("Microsoft.Logic/workflows"))
-            })
-            .filter_map(|r| {
-                let definition = r.pointer("/properties/definition")?;
-                let name = arm_name(value, r.get("name").and_then(Value::as_str).unwrap_or(fallback_name));
-                Some(SourceFlow {
-                    display_name: name.clone(),
-                    origin: format!("{origin}: {name}"),
-                    description: None,
-                    definition: definition.clone(),
-                    connection_references: Map::new(),
-                })
-            })
-            .collect();
+    if value.get("resources").and_then(Value::as_array).is_some() {
+        let mut flows = Vec::new();
+        arm_workflows(value, value, origin, fallback_name, &mut flows, 0);
+        return flows;
     }
     let definition =
         value.get("definition").filter(|d| d.get("triggers").is_some() || d.get("actions").is_some());
@@ -259,16 +248,96 @@ fn references(value: Option<&Value>) -> Map<String, Value> {
     }
 }
 
-/// An ARM resource name, resolving `[parameters('p')]` to the template's default for `p`.
-fn arm_name(template: &Value, name: &str) -> String {
-    static PARAMETER: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"^\[parameters\('([^']+)'\)\]$").expect("valid regex"));
-    let Some(parameter) = PARAMETER.captures(name).and_then(|c| c.get(1)) else { return name.to_string() };
-    template
-        .pointer(&format!("/parameters/{}/defaultValue", parameter.as_str()))
-        .and_then(Value::as_str)
-        .unwrap_or(parameter.as_str())
-        .to_string()
+/// An ARM template string that is one `[variables('v')]` or `[parameters('p')]`.
+static ARM_REFERENCE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\[\s*(variables|parameters)\(\s*'([^']+)'\s*\)\s*\]$").expect("valid regex")
+});
+
+/// Nested deployments deeper than this are not searched for workflows.
+const MAX_ARM_NESTING: usize = 8;
+
+/// The `Microsoft.Logic/workflows` resources of an ARM template, with those of nested
+/// deployments that carry their template inline. `root` is the template whose parameters and
+/// variables the expressions read.
+fn arm_workflows(
+    root: &Value,
+    template: &Value,
+    origin: &str,
+    fallback_name: &str,
+    flows: &mut Vec<SourceFlow>,
+    depth: usize,
+) {
+    let Some(resources) = template.get("resources").and_then(Value::as_array) else { return };
+    for resource in resources {
+        let kind = resource.get("type").and_then(Value::as_str).unwrap_or_default();
+        if kind.eq_ignore_ascii_case("Microsoft.Resources/deployments") {
+            let Some(inner) = resource.pointer("/properties/template").filter(|_| depth < MAX_ARM_NESTING)
+            else {
+                continue;
+            };
+            // An `inner` scope reads the nested template's own parameters; the default,
+            // `outer`, reads the enclosing template's.
+            let inner_scope = resource
+                .pointer("/properties/expressionEvaluationOptions/scope")
+                .and_then(Value::as_str)
+                .is_some_and(|s| s.eq_ignore_ascii_case("inner"));
+            let scope = if inner_scope { inner } else { root };
+            arm_workflows(scope, inner, origin, fallback_name, flows, depth + 1);
+            continue;
+        }
+        if !kind.eq_ignore_ascii_case("Microsoft.Logic/workflows") {
+            continue;
+        }
+        let Some(definition) = resource.pointer("/properties/definition") else { continue };
+        let name = resource.get("name").map(|n| resolve_arm(root, n, 0));
+        let name = name.as_ref().and_then(Value::as_str).map_or(fallback_name.to_string(), |name| {
+            // A name parameter without a default: the parameter's name says what it is.
+            match ARM_REFERENCE.captures(name) {
+                Some(found) => found[2].to_string(),
+                None => name.to_string(),
+            }
+        });
+        let flow = SourceFlow {
+            display_name: name.clone(),
+            origin: format!("{origin}: {name}"),
+            description: None,
+            definition: resolve_arm(root, definition, 0),
+            connection_references: Map::new(),
+        };
+        // Deploying a workflow again under its name replaces it: a template that completes a
+        // workflow in a nested deployment leaves that version in place.
+        match flows.iter_mut().find(|f| f.display_name == name) {
+            Some(earlier) => *earlier = flow,
+            None => flows.push(flow),
+        }
+    }
+}
+
+/// A value of an ARM template with its `[variables('v')]` and `[parameters('p')]` strings
+/// replaced by the variable's value and the parameter's default, and `[[` unescaped. Other
+/// template expressions stay as written.
+fn resolve_arm(template: &Value, value: &Value, depth: usize) -> Value {
+    match value {
+        Value::String(text) if text.starts_with("[[") => Value::String(text[1..].to_string()),
+        Value::String(text) => {
+            let Some(found) = ARM_REFERENCE.captures(text) else { return value.clone() };
+            let (kind, name) = (&found[1], &found[2]);
+            let target = match kind {
+                "variables" => template.pointer(&format!("/variables/{name}")),
+                _ => template.pointer(&format!("/parameters/{name}/defaultValue")),
+            };
+            match target {
+                // A variable may itself read a parameter; the depth bounds a cycle.
+                Some(target) if depth < MAX_ARM_NESTING => resolve_arm(template, target, depth + 1),
+                _ => value.clone(),
+            }
+        }
+        Value::Array(items) => Value::Array(items.iter().map(|v| resolve_arm(template, v, depth)).collect()),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), resolve_arm(template, v, depth))).collect())
+        }
+        other => other.clone(),
+    }
 }
 
 /// The flows of a solution zip (`Workflows/*.json`) or a legacy package
