@@ -884,6 +884,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn connections_are_named_by_each_kind_of_host() {
+        let none = Map::new();
+        let standard = json!({"host": {"connection": {"referenceName": "salesforce-2"}}});
+        assert_eq!(api_name(&standard, &none).as_deref(), Some("salesforce-2"));
+        assert_eq!(family("salesforce-2"), "salesforce");
+        let consumption = json!({"host": {"connection": {"name": "@parameters('$connections')['salesforce_1']['connectionId']"}}});
+        assert_eq!(api_name(&consumption, &none).as_deref(), Some("salesforce_1"));
+        assert_eq!(family("salesforce_1"), "salesforce");
+        assert_eq!(api_name(&json!({"host": {}}), &none), None);
+    }
+
+    #[test]
     fn odata_filters_become_soql() {
         assert_eq!(
             odata_to_soql("Name eq 'Tom and Jerry' and Amount gt 5 or not IsClosed eq true"),

@@ -1281,6 +1281,73 @@ mod tests {
     }
 
     #[test]
+    fn references_take_the_case_of_the_action_they_mean() {
+        let names = vec!["Get_Items".to_string(), "Set_'Status'".to_string(), "Loop".to_string()];
+        let mut actions = yaml(&json!({
+            "A": {"type": "compose", "inputs": "{{ opt(body('get_items'), 'value') }} {{ outputs('Get_Items') }}"},
+            "B": {"type": "compose", "inputs": "{{ actions('set_\\'status\\'').status }} {{ items('LOOP') }} {{ body('Unknown') }}"},
+            "C": {"type": "compose", "inputs": "body('get_items') is text, not a template"},
+        }));
+        canonical_references(&mut actions, &names);
+        let inputs = |name: &str| actions[name]["inputs"].as_str().unwrap().to_string();
+        assert_eq!(inputs("A"), "{{ opt(body('Get_Items'), 'value') }} {{ outputs('Get_Items') }}");
+        assert_eq!(
+            inputs("B"),
+            "{{ actions('Set_\\'Status\\'').status }} {{ items('Loop') }} {{ body('Unknown') }}"
+        );
+        assert_eq!(inputs("C"), "body('get_items') is text, not a template");
+        assert_eq!(unquote(r"it\'s \\ a\nb"), "it's \\ a\nb");
+    }
+
+    #[test]
+    fn convert_time_zone_actions_become_a_compose() {
+        let def = json!({"type": "Expression", "kind": "ConvertTimeZone", "inputs": {
+            "baseTime": "@{addDays(utcNow(),1)}", "formatString": "yyyy-MM-dd",
+            "sourceTimeZone": "UTC", "destinationTimeZone": "W. Europe Standard Time"}});
+        let (kind, entries) = expression_action(&def, &def["inputs"]).unwrap();
+        assert_eq!(kind, "compose");
+        assert_eq!(
+            entries,
+            vec![(
+                "inputs",
+                key(
+                    "{{ convertTimeZone(string(addDays(utcNow(), 1)), 'UTC', 'W. Europe Standard Time', 'yyyy-MM-dd') }}"
+                )
+            )]
+        );
+        let missing = json!({"type": "Expression", "kind": "ConvertTimeZone", "inputs": {"baseTime": "x"}});
+        assert!(expression_action(&missing, &missing["inputs"]).unwrap_err().contains("`sourceTimeZone`"));
+        let other = json!({"type": "Expression", "kind": "GetPastTime", "inputs": {}});
+        assert!(expression_action(&other, &other["inputs"]).unwrap_err().contains("`GetPastTime`"));
+    }
+
+    #[test]
+    fn a_button_flow_that_answers_its_caller_gets_an_http_trigger() {
+        let flow = |actions: Value| SourceFlow {
+            display_name: "Child".into(),
+            origin: "test".into(),
+            description: None,
+            definition: json!({
+                "triggers": {"manual": {"type": "Request", "kind": "Button",
+                    "inputs": {"schema": {"type": "object", "properties": {"n": {"type": "integer"}}}}}},
+                "actions": actions,
+            }),
+            connection_references: Map::new(),
+        };
+        let respond = json!({"Check": {"type": "If", "expression": "@true", "runAfter": {},
+            "actions": {"Answer": {"type": "Response", "kind": "PowerApp", "inputs": {"statusCode": 200}}}}});
+        let (yaml, report) = translate(&flow(respond), "child");
+        let def: Value = serde_yaml::from_str(&yaml).unwrap();
+        assert_eq!(def["trigger"]["type"], json!("http"));
+        assert_eq!(def["trigger"]["schema"]["properties"]["n"], json!({"type": "integer"}));
+        assert!(report.notes.iter().any(|n| n.action == TRIGGER && n.note.contains("answers its caller")));
+        let quiet = json!({"Log": {"type": "Compose", "inputs": 1, "runAfter": {}}});
+        let (yaml, _) = translate(&flow(quiet), "child");
+        let def: Value = serde_yaml::from_str(&yaml).unwrap();
+        assert_eq!(def["trigger"]["type"], json!("manual"));
+    }
+
+    #[test]
     fn schedules_become_cron() {
         let schedule: Map<String, Value> = serde_json::from_value(
             json!({"hours": ["6", 18], "minutes": [30], "weekDays": ["Monday", "Friday"]}),

@@ -2,8 +2,10 @@
 //!
 //! - This module reads the containers: a bare workflow definition (`triggers`, `actions`), a
 //!   flow JSON with `properties.definition` (also the legacy package's `definition.json`), a
-//!   Logic Apps ARM template, or a zip (a solution's `Workflows/*.json`, a legacy package's
-//!   `Microsoft.Flow/flows/*/definition.json`); and it writes one YAML file per flow.
+//!   Logic Apps Standard `<name>/workflow.json`, a Logic Apps ARM template (its
+//!   `[variables()]`/`[parameters()]` resolved, nested deployments included), or a zip (a
+//!   solution's `Workflows/*.json`, a legacy package's `Microsoft.Flow/flows/*/definition.json`);
+//!   and it writes one YAML file per flow.
 //! - [`definition`] walks the trigger and actions, [`conditions`] turns the designer's condition
 //!   objects into expressions, [`connectors`] maps Salesforce and Partner Center calls to coflow
 //!   operations, [`emit`] writes the YAML, and [`report`] says what was translated, what needs
@@ -473,6 +475,41 @@ mod tests {
         let mut used = BTreeSet::new();
         assert_eq!(unique("a".into(), &mut used), "a");
         assert_eq!(unique("a".into(), &mut used), "a-2");
+    }
+
+    #[test]
+    fn arm_templates_resolve_their_variables_and_nested_deployments() {
+        let definition = |action_type: &str| {
+            serde_json::json!({
+                "triggers": {"t": {"type": "[variables('trigger')]", "recurrence": {"frequency": "Hour", "interval": "[variables('every')]"}}},
+                "actions": {"a": {"type": action_type, "inputs": {"uri": "[parameters('uri')]", "note": "[[literal]", "where": "[resourceGroup().location]"}}}
+            })
+        };
+        let template = serde_json::json!({
+            "parameters": {"uri": {"type": "string", "defaultValue": "https://example.com/"}, "name": {"type": "string"}},
+            "variables": {"trigger": "recurrence", "every": "[parameters('hours')]"},
+            "resources": [
+                {"type": "Microsoft.Logic/workflows", "name": "[parameters('name')]", "properties": {"definition": definition("Http")}},
+                {"type": "Microsoft.Logic/workflows", "name": "Later", "properties": {"definition": definition("Http")}},
+                {"type": "Microsoft.Resources/deployments", "name": "nested", "properties": {"template": {"resources": [
+                    {"type": "Microsoft.Logic/workflows", "name": "Later", "properties": {"definition": definition("Compose")}}
+                ]}}}
+            ]
+        });
+        let flows = flows_in_json(&template, "t.json", "fallback");
+        let names: Vec<&str> = flows.iter().map(|f| f.display_name.as_str()).collect();
+        // A name parameter without a default is named after the parameter; the nested
+        // deployment's `Later` replaces the first one.
+        assert_eq!(names, ["name", "Later"]);
+        let first = &flows[0].definition;
+        assert_eq!(first["triggers"]["t"]["type"], "recurrence");
+        // `hours` has no default: the variable's reference stays as written.
+        assert_eq!(first["triggers"]["t"]["recurrence"]["interval"], "[parameters('hours')]");
+        assert_eq!(first["actions"]["a"]["inputs"]["uri"], "https://example.com/");
+        assert_eq!(first["actions"]["a"]["inputs"]["note"], "[literal]");
+        assert_eq!(first["actions"]["a"]["inputs"]["where"], "[resourceGroup().location]");
+        assert_eq!(flows[1].definition["actions"]["a"]["type"], "Compose");
+        assert_eq!(flows[1].origin, "t.json: Later");
     }
 
     #[test]
