@@ -404,6 +404,11 @@ fn the_command_line_imports_validates_and_draws() {
     let (code, stdout, _) = coflow(&["validate", &written]);
     assert_eq!(code, 1);
     assert!(stdout.contains("`Send_an_email` is a placeholder"), "{stdout}");
+    // The graph shows the placeholders where they stand.
+    let (code, stdout, stderr) = coflow(&["graph", &written]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("Send_an_email<br/>unsupported"), "{stdout}");
+    assert!(stderr.contains("2 placeholder(s)"), "{stderr}");
     let (code, _, stderr) = coflow(&["import", &referrals, "--out", &out_text]);
     assert_eq!(code, 1);
     assert!(stderr.contains("already exists"), "{stderr}");

@@ -11,9 +11,19 @@ use super::GraphFormat;
 use crate::flow::{self, ActionKind, Block, Flow, StatusSet};
 
 /// Loads `path` and prints its graph; exit code 1 (with the diagnostics) when it is invalid.
+/// A flow from `coflow import` is drawn with its placeholders, so what is left to translate
+/// shows in place.
 pub fn run(path: &Path, format: GraphFormat) -> anyhow::Result<ExitCode> {
-    let flow = match flow::load_file(path) {
-        Ok(flow) => flow,
+    let flow = match flow::load_file_for_drawing(path) {
+        Ok((flow, placeholders)) => {
+            let count = placeholders.errors().count();
+            if count > 0 {
+                eprintln!(
+                    "note: {count} placeholder(s) of `coflow import` (type: unsupported) are drawn as they are; `coflow validate` lists them"
+                );
+            }
+            flow
+        }
         Err(diagnostics) => {
             eprintln!("{diagnostics}");
             return Ok(ExitCode::FAILURE);

@@ -7,7 +7,8 @@
 //!   `Hi {{ opt(triggerBody(), 'name') }}!`. `@@` is a literal `@`.
 //! - Strings use single quotes with `''` for a quote; they become minijinja literals.
 //! - `if`, `and`, `or`, `not` become `if_`, `and_`, `or_`, `not_`; `null` becomes `none`;
-//!   function names get their canonical case (`utcnow()` → `utcNow()`).
+//!   function names get their canonical case (`utcnow()` → `utcNow()`); the Logic Apps
+//!   aliases `actionBody`/`actionOutputs` become `body`/`outputs`.
 //! - `x.p` and `x['p']` stay strict; `x?['p']?.q` becomes `opt(x, 'p', 'q')`. A key with `/`
 //!   (`outputs('a')?['body/value']`) is a path, as in the Power Automate designer.
 
@@ -16,11 +17,19 @@ use std::sync::LazyLock;
 
 use super::template::{ExprError, function_names};
 
-/// Power Automate functions whose coflow name differs because the PA name is a minijinja keyword.
-const RENAMED: &[(&str, &str)] = &[("if", "if_"), ("and", "and_"), ("or", "or_"), ("not", "not_")];
+/// Power Automate functions whose coflow name differs: the PA name is a minijinja keyword, or
+/// an older Logic Apps name of the same function (`actionOutputs` is `outputs`).
+const RENAMED: &[(&str, &str)] = &[
+    ("if", "if_"),
+    ("and", "and_"),
+    ("or", "or_"),
+    ("not", "not_"),
+    ("actionbody", "body"),
+    ("actionoutputs", "outputs"),
+];
 
-/// Power Automate functions coflow does not provide.
-const UNSUPPORTED: &[&str] = &["xpath"];
+/// Power Automate and Logic Apps functions coflow does not provide.
+const UNSUPPORTED: &[&str] = &["xpath", "appsetting"];
 
 /// Lowercased Power Automate name → coflow name.
 static NAMES: LazyLock<HashMap<String, &'static str>> = LazyLock::new(|| {
@@ -468,7 +477,7 @@ fn is_ident(s: &str) -> bool {
 }
 
 /// A minijinja single-quoted literal.
-fn quote(text: &str) -> String {
+pub(crate) fn quote(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('\'');
     for c in text.chars() {
@@ -555,6 +564,12 @@ mod tests {
         assert_eq!(translate_operand(&json!("@@home")).unwrap(), "'@home'");
         assert_eq!(translate_function_name("greaterorequals").unwrap(), "greaterOrEquals");
         assert!(translate_function_name("xpath").unwrap_err().message.contains("not supported"));
+        assert!(translate_function_name("appsetting").unwrap_err().message.contains("not supported"));
+        assert_eq!(
+            translate_expression("actionOutputs('A')['statusCode']").unwrap(),
+            "outputs('A').statusCode"
+        );
+        assert_eq!(translate_expression("actionBody('A')").unwrap(), "body('A')");
     }
 
     #[test]

@@ -121,8 +121,37 @@ fn load_mappings(flow_path: &Path, text: &str) -> Result<expr::Mappings, Vec<Dia
     if found.is_empty() { Ok(mappings) } else { Err(found) }
 }
 
+/// Error codes of the placeholders `coflow import` writes where it could not translate.
+const PLACEHOLDER_CODES: [&str; 2] = ["unsupported_action", "unsupported_trigger"];
+
+/// Reads and compiles a flow file to draw it: like [`load_file`], but a flow whose only errors
+/// are `coflow import` placeholders (`type: unsupported`) is kept, with those errors. Such a
+/// flow shows what is left to translate; it must never run.
+pub fn load_file_for_drawing(path: &Path) -> Result<(Flow, Diagnostics), Diagnostics> {
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        Diagnostics::from(
+            Diagnostic::file_error("io", &path.display().to_string(), format!("cannot read the file: {err}"))
+                .with_hint("check the path and its permissions"),
+        )
+    })?;
+    let (flow, diagnostics) = compile_text(&text, Some(&path.display().to_string()));
+    let only_placeholders = diagnostics.errors().all(|d| PLACEHOLDER_CODES.contains(&d.code));
+    match flow {
+        Some(flow) if only_placeholders => Ok((flow, diagnostics)),
+        _ => Err(diagnostics),
+    }
+}
+
 /// Parses and compiles flow text; `file` names it in diagnostics.
 pub fn check_str(text: &str, file: Option<&str>) -> (Option<Flow>, Diagnostics) {
+    let (flow, diagnostics) = compile_text(text, file);
+    let flow = if diagnostics.has_errors() { None } else { flow };
+    (flow, diagnostics)
+}
+
+/// Parses and compiles flow text, keeping the flow whatever the errors (`None` only when the
+/// text does not decode).
+fn compile_text(text: &str, file: Option<&str>) -> (Option<Flow>, Diagnostics) {
     let mut found = Vec::new();
     let flow = yaml::parse(text, &mut found).and_then(|root| decode(&root, &mut found)).map(|decoded| {
         let Decoded { def, broken } = decoded;
@@ -133,7 +162,6 @@ pub fn check_str(text: &str, file: Option<&str>) -> (Option<Flow>, Diagnostics) 
     let mut diagnostics = Diagnostics(found);
     diagnostics.attach_source(file, text);
     diagnostics.normalize();
-    let flow = if diagnostics.has_errors() { None } else { flow };
     (flow, diagnostics)
 }
 

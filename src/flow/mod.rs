@@ -15,7 +15,8 @@ pub mod schema;
 pub mod yaml;
 
 pub use compile::{
-    CompileError, DurationError, check_file, check_str, compile, load_file, load_str, parse_duration,
+    CompileError, DurationError, check_file, check_str, compile, load_file, load_file_for_drawing, load_str,
+    parse_duration,
 };
 pub use decode::{BUILTIN_ACTION_TYPES, BUILTIN_TRIGGER_TYPES, action_keys};
 pub use def::FlowDef;

@@ -75,6 +75,12 @@ pub(super) fn api_name(inputs: &Value, references: &Map<String, Value>) -> Optio
             .map(|id| id.rsplit('/').next().unwrap_or(id).to_string());
         return Some(api.unwrap_or_else(|| name.to_string()));
     }
+    if let Some(reference) = host.pointer("/connection/referenceName").and_then(Value::as_str) {
+        // Logic Apps Standard names an entry of connections.json, which the workflow file does
+        // not carry; the designer names those entries after their API (`salesforce`,
+        // `salesforce-2`).
+        return Some(reference.to_string());
+    }
     let connection = host.pointer("/connection/name").and_then(Value::as_str)?;
     let key = LA_CONNECTION.captures(connection).and_then(|c| c.get(1)).map(|m| m.as_str())?;
     Some(key.to_string())
@@ -82,7 +88,7 @@ pub(super) fn api_name(inputs: &Value, references: &Map<String, Value>) -> Optio
 
 /// Which coflow connector an API name stands for.
 fn family(api: &str) -> &str {
-    static NUMBERED: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"_\d+$").expect("valid regex"));
+    static NUMBERED: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[-_]\d+$").expect("valid regex"));
     let lower = api.to_ascii_lowercase();
     let bare = lower.strip_prefix("shared_").unwrap_or(&lower);
     match NUMBERED.replace(bare, "").as_ref() {
@@ -516,15 +522,52 @@ fn logic_apps_salesforce(
     Some((operation, params))
 }
 
-/// Logic Apps paths wrap literals as `@{encodeURIComponent(encodeURIComponent('Account'))}`.
+/// Logic Apps paths encode each parameter for the URL, twice:
+/// `@{encodeURIComponent(encodeURIComponent('Account'))}` stands for `Account`, and
+/// `@{encodeURIComponent(encodeURIComponent(body('a')?['id']))}` for `@{body('a')?['id']}`:
+/// coflow's connectors encode what they put in a URL themselves.
 fn unwrap_encoded(segment: &str) -> String {
-    static ENCODED: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(?i)^@\{(?:encodeURIComponent\()+'((?:[^']|'')*)'\)+\}$").expect("valid regex")
-    });
-    match ENCODED.captures(segment).and_then(|c| c.get(1)) {
-        Some(literal) => literal.as_str().replace("''", "'"),
-        None => segment.to_string(),
+    const WRAPPER: &str = "encodeuricomponent(";
+    let Some(mut inner) = segment.strip_prefix("@{").and_then(|s| s.strip_suffix('}')) else {
+        return segment.to_string();
+    };
+    let mut unwrapped = false;
+    while let Some(rest) = inner
+        .get(..WRAPPER.len())
+        .filter(|head| head.eq_ignore_ascii_case(WRAPPER))
+        .and_then(|_| inner[WRAPPER.len()..].strip_suffix(')'))
+        .filter(|rest| balanced(rest))
+    {
+        inner = rest.trim();
+        unwrapped = true;
     }
+    if !unwrapped {
+        return segment.to_string();
+    }
+    let literal = inner.strip_prefix('\'').and_then(|s| s.strip_suffix('\''));
+    match literal.filter(|l| !l.replace("''", "").contains('\'')) {
+        Some(literal) => literal.replace("''", "'"),
+        None => format!("@{{{inner}}}"),
+    }
+}
+
+/// Whether the parentheses of an expression close in it, outside its `'…'` strings.
+fn balanced(expression: &str) -> bool {
+    let mut depth = 0usize;
+    let mut quoted = false;
+    for c in expression.chars() {
+        match c {
+            // `''` inside a string toggles twice, which leaves it quoted.
+            '\'' => quoted = !quoted,
+            '(' if !quoted => depth += 1,
+            ')' if !quoted => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return false,
+            },
+            _ => {}
+        }
+    }
+    depth == 0 && !quoted
 }
 
 /// A Salesforce polling trigger (`When a record is created / modified`) as `salesforce.poll`
@@ -841,6 +884,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn connections_are_named_by_each_kind_of_host() {
+        let none = Map::new();
+        let standard = json!({"host": {"connection": {"referenceName": "salesforce-2"}}});
+        assert_eq!(api_name(&standard, &none).as_deref(), Some("salesforce-2"));
+        assert_eq!(family("salesforce-2"), "salesforce");
+        let consumption = json!({"host": {"connection": {"name": "@parameters('$connections')['salesforce_1']['connectionId']"}}});
+        assert_eq!(api_name(&consumption, &none).as_deref(), Some("salesforce_1"));
+        assert_eq!(family("salesforce_1"), "salesforce");
+        assert_eq!(api_name(&json!({"host": {}}), &none), None);
+    }
+
+    #[test]
     fn odata_filters_become_soql() {
         assert_eq!(
             odata_to_soql("Name eq 'Tom and Jerry' and Amount gt 5 or not IsClosed eq true"),
@@ -869,6 +924,15 @@ mod tests {
             vec!["v1.0", "referrals", "@{body('a')?['b/c']}?x=1"]
         );
         assert_eq!(unwrap_encoded("@{encodeURIComponent(encodeURIComponent('Account'))}"), "Account");
+        assert_eq!(unwrap_encoded("@{encodeURIComponent('it''s')}"), "it's");
+        assert_eq!(
+            unwrap_encoded("@{encodeURIComponent(encodeURIComponent(body('Parse')?['id']))}"),
+            "@{body('Parse')?['id']}"
+        );
+        // Only a wrapper around the whole segment is the connector's encoding.
+        let two = "@{encodeURIComponent(a())}-@{encodeURIComponent(b())}";
+        assert_eq!(unwrap_encoded(two), two);
+        assert_eq!(unwrap_encoded("@{encodeURIComponent(x)}y)}"), "@{encodeURIComponent(x)}y)}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::SourceFlow;
 use super::conditions::condition;
 use super::connectors::{self, Mapped};
 use super::report::{FlowReport, TRIGGER};
-use crate::expr::pa::translate_value;
+use crate::expr::pa::{quote, translate_operand, translate_value};
 
 /// Keys whose literal values are credentials: kept out of flow files and placeholders.
 const SECRET_KEYS: [&str; 9] = [
@@ -123,12 +123,16 @@ pub(super) fn translate(source: &SourceFlow, name: &str) -> (String, FlowReport)
         },
         connectors: BTreeSet::new(),
         renames: Vec::new(),
+        responds: false,
     };
-    let trigger = cx.trigger(definition.get("triggers"));
-    let parameters = cx.parameters(definition.get("parameters"));
     let empty = Map::new();
     let actions = definition.get("actions").and_then(Value::as_object).unwrap_or(&empty);
+    let mut names = Vec::new();
+    action_names(actions, &mut names, &mut cx.responds);
+    let trigger = cx.trigger(definition.get("triggers"));
+    let parameters = cx.parameters(definition.get("parameters"));
     let mut actions = Yaml::Mapping(cx.block(actions));
+    canonical_references(&mut actions, &names);
     cx.apply_renames(&mut actions);
 
     let mut doc = Mapping::new();
@@ -188,6 +192,8 @@ struct Cx<'s> {
     connectors: BTreeSet<&'static str>,
     /// Body properties coflow names differently: (action, source name, coflow name).
     renames: Vec<(String, &'static str, &'static str)>,
+    /// Whether a `Response` action answers the caller somewhere in the flow.
+    responds: bool,
 }
 
 /// A translated action body: its coflow `type` and its own keys.
@@ -273,7 +279,7 @@ impl Cx<'_> {
                 }
             }
             "" => return Err("the trigger has no `type`".into()),
-            other => return Err(format!("trigger type `{other}` has no coflow equivalent")),
+            _ => return Err(format!("trigger type `{kind}` has no coflow equivalent")),
         }
         Ok(out)
     }
@@ -281,7 +287,8 @@ impl Cx<'_> {
     fn request_trigger(&mut self, def: &Value, inputs: &Value, out: &mut Map<String, Value>) {
         let kind = def.get("kind").and_then(Value::as_str).unwrap_or("Http");
         let schema = inputs.get("schema").filter(|s| s.as_object().is_some_and(|o| !o.is_empty()));
-        if kind.eq_ignore_ascii_case("button") {
+        let button = kind.eq_ignore_ascii_case("button");
+        if button && !self.responds {
             out.insert("type".into(), json!("manual"));
             if let Some(schema) = schema {
                 out.insert("inputs".into(), schema.clone());
@@ -305,7 +312,14 @@ impl Cx<'_> {
         if let Some(schema) = schema {
             out.insert("schema".into(), schema.clone());
         }
-        if !kind.eq_ignore_ascii_case("http") {
+        if button {
+            // "Respond to a PowerApp or flow" answers the app or parent flow that called this
+            // one; in coflow only a request can be answered.
+            self.report.note(
+                TRIGGER,
+                "the flow answers its caller with a response action: the manual (button) trigger became an http trigger at /hooks/<flow name>",
+            );
+        } else if !kind.eq_ignore_ascii_case("http") {
             self.report.note(
                 TRIGGER,
                 format!("a `{kind}` request trigger became an http trigger at /hooks/<flow name>"),
@@ -597,12 +611,7 @@ impl Cx<'_> {
                 "it calls another flow (child flow): import that flow too and call it with an `http` action"
                     .into(),
             ),
-            "expression" => {
-                let what = def.get("kind").and_then(Value::as_str).unwrap_or("Expression");
-                Err(format!(
-                    "the built-in `{what}` action has no coflow equivalent: use a `compose` with the matching function"
-                ))
-            }
+            "expression" => expression_action(def, &inputs),
             "" => Err("the action has no `type`".into()),
             _ => {
                 let written = def.get("type").and_then(Value::as_str).unwrap_or(kind);
@@ -1040,6 +1049,102 @@ fn case_key(value: &Value) -> Option<Yaml> {
     }
 }
 
+/// A built-in "Date Time" action (`type: Expression`): "Convert time zone" becomes a `compose`
+/// of `convertTimeZone()`, which yields the same text.
+fn expression_action(def: &Value, inputs: &Value) -> Result<Body, String> {
+    let what = def.get("kind").and_then(Value::as_str).unwrap_or("Expression");
+    if !what.eq_ignore_ascii_case("ConvertTimeZone") {
+        return Err(format!(
+            "the built-in `{what}` action has no coflow equivalent: use a `compose` with the matching function"
+        ));
+    }
+    let operand = |name: &str| -> Result<Option<String>, String> {
+        let Some(value) = inputs.get(name) else { return Ok(None) };
+        translate_operand(value)
+            .map(Some)
+            .map_err(|e| format!("cannot translate `{}`: {}", shorten(&value.to_string()), e.message))
+    };
+    let mut args = Vec::with_capacity(4);
+    for name in ["baseTime", "sourceTimeZone", "destinationTimeZone"] {
+        args.push(operand(name)?.ok_or_else(|| format!("Convert time zone has no `{name}`"))?);
+    }
+    args.extend(operand("formatString")?);
+    let inputs = format!("{{{{ convertTimeZone({}) }}}}", args.join(", "));
+    Ok(("compose".into(), vec![("inputs", key(&inputs))]))
+}
+
+/// Collects every action name of a block, nested ones too, and notes whether one of them is
+/// a `Response`.
+fn action_names(actions: &Map<String, Value>, names: &mut Vec<String>, responds: &mut bool) {
+    for (name, def) in actions {
+        names.push(name.clone());
+        let kind = def.get("type").and_then(Value::as_str).unwrap_or_default();
+        *responds |= kind.eq_ignore_ascii_case("response");
+        let cases = def.get("cases").and_then(Value::as_object).into_iter().flat_map(|c| c.values());
+        let blocks = [def.get("actions"), def.pointer("/else/actions"), def.pointer("/default/actions")]
+            .into_iter()
+            .flatten()
+            .chain(cases.filter_map(|case| case.get("actions")));
+        for block in blocks.filter_map(Value::as_object) {
+            action_names(block, names, responds);
+        }
+    }
+}
+
+/// Power Automate finds actions by name whatever the case (`body('get_items')` reads
+/// `Get_items`); coflow names are exact, so references take the case of the action they mean.
+fn canonical_references(actions: &mut Yaml, names: &[String]) {
+    static REFERENCE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"\b(body|outputs|actions|result|items|iterationIndexes)\('((?:[^'\\]|\\.)*)'\)")
+            .expect("valid regex")
+    });
+    let by_lower: std::collections::HashMap<String, &str> =
+        names.iter().map(|n| (n.to_lowercase(), n.as_str())).collect();
+    let fix = |text: &mut String| {
+        let fixed = REFERENCE.replace_all(text, |c: &regex::Captures| {
+            let written = unquote(&c[2]);
+            match by_lower.get(&written.to_lowercase()) {
+                Some(name) if *name != written => format!("{}({})", &c[1], quote(name)),
+                _ => c[0].to_string(),
+            }
+        });
+        if let std::borrow::Cow::Owned(fixed) = fixed {
+            *text = fixed;
+        }
+    };
+    visit_templates(actions, &fix);
+}
+
+/// The text of a quoted coflow string literal's inside (`it\'s` → `it's`).
+fn unquote(inside: &str) -> String {
+    let mut out = String::with_capacity(inside.len());
+    let mut chars = inside.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('t') => out.push('\t'),
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
+}
+
+/// Calls `f` on every string of `value` that holds a template.
+fn visit_templates(value: &mut Yaml, f: &impl Fn(&mut String)) {
+    match value {
+        Yaml::String(text) if text.contains("{{") => f(text),
+        Yaml::Mapping(map) => map.iter_mut().for_each(|(_, v)| visit_templates(v, f)),
+        Yaml::Sequence(items) => items.iter_mut().for_each(|v| visit_templates(v, f)),
+        _ => {}
+    }
+}
+
 fn initialize_variable(inputs: &Value) -> Result<Body, String> {
     let variables =
         inputs.get("variables").and_then(Value::as_array).ok_or("Initialize variable has no `variables`")?;
@@ -1173,6 +1278,73 @@ mod tests {
         let masked = redact(&json!({"password": "hunter22", "token": "@body('a')", "user": "me"}));
         assert_eq!(masked, json!({"password": "***", "token": "@body('a')", "user": "me"}));
         assert_eq!(secret_name("Call API (v2)", "password"), "CALL_API_V2_PASSWORD");
+    }
+
+    #[test]
+    fn references_take_the_case_of_the_action_they_mean() {
+        let names = vec!["Get_Items".to_string(), "Set_'Status'".to_string(), "Loop".to_string()];
+        let mut actions = yaml(&json!({
+            "A": {"type": "compose", "inputs": "{{ opt(body('get_items'), 'value') }} {{ outputs('Get_Items') }}"},
+            "B": {"type": "compose", "inputs": "{{ actions('set_\\'status\\'').status }} {{ items('LOOP') }} {{ body('Unknown') }}"},
+            "C": {"type": "compose", "inputs": "body('get_items') is text, not a template"},
+        }));
+        canonical_references(&mut actions, &names);
+        let inputs = |name: &str| actions[name]["inputs"].as_str().unwrap().to_string();
+        assert_eq!(inputs("A"), "{{ opt(body('Get_Items'), 'value') }} {{ outputs('Get_Items') }}");
+        assert_eq!(
+            inputs("B"),
+            "{{ actions('Set_\\'Status\\'').status }} {{ items('Loop') }} {{ body('Unknown') }}"
+        );
+        assert_eq!(inputs("C"), "body('get_items') is text, not a template");
+        assert_eq!(unquote(r"it\'s \\ a\nb"), "it's \\ a\nb");
+    }
+
+    #[test]
+    fn convert_time_zone_actions_become_a_compose() {
+        let def = json!({"type": "Expression", "kind": "ConvertTimeZone", "inputs": {
+            "baseTime": "@{addDays(utcNow(),1)}", "formatString": "yyyy-MM-dd",
+            "sourceTimeZone": "UTC", "destinationTimeZone": "W. Europe Standard Time"}});
+        let (kind, entries) = expression_action(&def, &def["inputs"]).unwrap();
+        assert_eq!(kind, "compose");
+        assert_eq!(
+            entries,
+            vec![(
+                "inputs",
+                key(
+                    "{{ convertTimeZone(string(addDays(utcNow(), 1)), 'UTC', 'W. Europe Standard Time', 'yyyy-MM-dd') }}"
+                )
+            )]
+        );
+        let missing = json!({"type": "Expression", "kind": "ConvertTimeZone", "inputs": {"baseTime": "x"}});
+        assert!(expression_action(&missing, &missing["inputs"]).unwrap_err().contains("`sourceTimeZone`"));
+        let other = json!({"type": "Expression", "kind": "GetPastTime", "inputs": {}});
+        assert!(expression_action(&other, &other["inputs"]).unwrap_err().contains("`GetPastTime`"));
+    }
+
+    #[test]
+    fn a_button_flow_that_answers_its_caller_gets_an_http_trigger() {
+        let flow = |actions: Value| SourceFlow {
+            display_name: "Child".into(),
+            origin: "test".into(),
+            description: None,
+            definition: json!({
+                "triggers": {"manual": {"type": "Request", "kind": "Button",
+                    "inputs": {"schema": {"type": "object", "properties": {"n": {"type": "integer"}}}}}},
+                "actions": actions,
+            }),
+            connection_references: Map::new(),
+        };
+        let respond = json!({"Check": {"type": "If", "expression": "@true", "runAfter": {},
+            "actions": {"Answer": {"type": "Response", "kind": "PowerApp", "inputs": {"statusCode": 200}}}}});
+        let (yaml, report) = translate(&flow(respond), "child");
+        let def: Value = serde_yaml::from_str(&yaml).unwrap();
+        assert_eq!(def["trigger"]["type"], json!("http"));
+        assert_eq!(def["trigger"]["schema"]["properties"]["n"], json!({"type": "integer"}));
+        assert!(report.notes.iter().any(|n| n.action == TRIGGER && n.note.contains("answers its caller")));
+        let quiet = json!({"Log": {"type": "Compose", "inputs": 1, "runAfter": {}}});
+        let (yaml, _) = translate(&flow(quiet), "child");
+        let def: Value = serde_yaml::from_str(&yaml).unwrap();
+        assert_eq!(def["trigger"]["type"], json!("manual"));
     }
 
     #[test]

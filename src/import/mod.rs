@@ -2,8 +2,10 @@
 //!
 //! - This module reads the containers: a bare workflow definition (`triggers`, `actions`), a
 //!   flow JSON with `properties.definition` (also the legacy package's `definition.json`), a
-//!   Logic Apps ARM template, or a zip (a solution's `Workflows/*.json`, a legacy package's
-//!   `Microsoft.Flow/flows/*/definition.json`); and it writes one YAML file per flow.
+//!   Logic Apps Standard `<name>/workflow.json`, a Logic Apps ARM template (its
+//!   `[variables()]`/`[parameters()]` resolved, nested deployments included), or a zip (a
+//!   solution's `Workflows/*.json`, a legacy package's `Microsoft.Flow/flows/*/definition.json`);
+//!   and it writes one YAML file per flow.
 //! - [`definition`] walks the trigger and actions, [`conditions`] turns the designer's condition
 //!   objects into expressions, [`connectors`] maps Salesforce and Partner Center calls to coflow
 //!   operations, [`emit`] writes the YAML, and [`report`] says what was translated, what needs
@@ -173,6 +175,11 @@ pub fn read_export(path: &Path) -> Result<Vec<SourceFlow>, ImportError> {
     // `sync.flow.json` → `sync`.
     let stem = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let stem = stem.split('.').next().unwrap_or_default().to_string();
+    // Logic Apps Standard keeps each workflow in `<workflow name>/workflow.json`.
+    let stem = match path.parent().and_then(Path::file_name) {
+        Some(folder) if stem.eq_ignore_ascii_case("workflow") => folder.to_string_lossy().into_owned(),
+        _ => stem,
+    };
     let file_name =
         path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| shown.clone());
     let flows = if bytes.starts_with(b"PK\x03\x04") {
@@ -214,26 +221,10 @@ fn flows_in_json(value: &Value, origin: &str, fallback_name: &str) -> Vec<Source
             connection_references: references(properties.get("connectionReferences")),
         }];
     }
-    if let Some(resources) = value.get("resources").and_then(Value::as_array) {
-        return resources
-            .iter()
-            .filter(|r| {
-                r.get("type")
-                    .and_then(Value::as_str)
-                    .is_some_and(|t| t.eq_ignore_ascii_case("Microsoft.Logic/workflows"))
-            })
-            .filter_map(|r| {
-                let definition = r.pointer("/properties/definition")?;
-                let name = arm_name(value, r.get("name").and_then(Value::as_str).unwrap_or(fallback_name));
-                Some(SourceFlow {
-                    display_name: name.clone(),
-                    origin: format!("{origin}: {name}"),
-                    description: None,
-                    definition: definition.clone(),
-                    connection_references: Map::new(),
-                })
-            })
-            .collect();
+    if value.get("resources").and_then(Value::as_array).is_some() {
+        let mut flows = Vec::new();
+        arm_workflows(value, value, origin, fallback_name, &mut flows, 0);
+        return flows;
     }
     let definition =
         value.get("definition").filter(|d| d.get("triggers").is_some() || d.get("actions").is_some());
@@ -259,16 +250,96 @@ fn references(value: Option<&Value>) -> Map<String, Value> {
     }
 }
 
-/// An ARM resource name, resolving `[parameters('p')]` to the template's default for `p`.
-fn arm_name(template: &Value, name: &str) -> String {
-    static PARAMETER: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"^\[parameters\('([^']+)'\)\]$").expect("valid regex"));
-    let Some(parameter) = PARAMETER.captures(name).and_then(|c| c.get(1)) else { return name.to_string() };
-    template
-        .pointer(&format!("/parameters/{}/defaultValue", parameter.as_str()))
-        .and_then(Value::as_str)
-        .unwrap_or(parameter.as_str())
-        .to_string()
+/// An ARM template string that is one `[variables('v')]` or `[parameters('p')]`.
+static ARM_REFERENCE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\[\s*(variables|parameters)\(\s*'([^']+)'\s*\)\s*\]$").expect("valid regex")
+});
+
+/// Nested deployments deeper than this are not searched for workflows.
+const MAX_ARM_NESTING: usize = 8;
+
+/// The `Microsoft.Logic/workflows` resources of an ARM template, with those of nested
+/// deployments that carry their template inline. `root` is the template whose parameters and
+/// variables the expressions read.
+fn arm_workflows(
+    root: &Value,
+    template: &Value,
+    origin: &str,
+    fallback_name: &str,
+    flows: &mut Vec<SourceFlow>,
+    depth: usize,
+) {
+    let Some(resources) = template.get("resources").and_then(Value::as_array) else { return };
+    for resource in resources {
+        let kind = resource.get("type").and_then(Value::as_str).unwrap_or_default();
+        if kind.eq_ignore_ascii_case("Microsoft.Resources/deployments") {
+            let Some(inner) = resource.pointer("/properties/template").filter(|_| depth < MAX_ARM_NESTING)
+            else {
+                continue;
+            };
+            // An `inner` scope reads the nested template's own parameters; the default,
+            // `outer`, reads the enclosing template's.
+            let inner_scope = resource
+                .pointer("/properties/expressionEvaluationOptions/scope")
+                .and_then(Value::as_str)
+                .is_some_and(|s| s.eq_ignore_ascii_case("inner"));
+            let scope = if inner_scope { inner } else { root };
+            arm_workflows(scope, inner, origin, fallback_name, flows, depth + 1);
+            continue;
+        }
+        if !kind.eq_ignore_ascii_case("Microsoft.Logic/workflows") {
+            continue;
+        }
+        let Some(definition) = resource.pointer("/properties/definition") else { continue };
+        let name = resource.get("name").map(|n| resolve_arm(root, n, 0));
+        let name = name.as_ref().and_then(Value::as_str).map_or(fallback_name.to_string(), |name| {
+            // A name parameter without a default: the parameter's name says what it is.
+            match ARM_REFERENCE.captures(name) {
+                Some(found) => found[2].to_string(),
+                None => name.to_string(),
+            }
+        });
+        let flow = SourceFlow {
+            display_name: name.clone(),
+            origin: format!("{origin}: {name}"),
+            description: None,
+            definition: resolve_arm(root, definition, 0),
+            connection_references: Map::new(),
+        };
+        // Deploying a workflow again under its name replaces it: a template that completes a
+        // workflow in a nested deployment leaves that version in place.
+        match flows.iter_mut().find(|f| f.display_name == name) {
+            Some(earlier) => *earlier = flow,
+            None => flows.push(flow),
+        }
+    }
+}
+
+/// A value of an ARM template with its `[variables('v')]` and `[parameters('p')]` strings
+/// replaced by the variable's value and the parameter's default, and `[[` unescaped. Other
+/// template expressions stay as written.
+fn resolve_arm(template: &Value, value: &Value, depth: usize) -> Value {
+    match value {
+        Value::String(text) if text.starts_with("[[") => Value::String(text[1..].to_string()),
+        Value::String(text) => {
+            let Some(found) = ARM_REFERENCE.captures(text) else { return value.clone() };
+            let (kind, name) = (&found[1], &found[2]);
+            let target = match kind {
+                "variables" => template.pointer(&format!("/variables/{name}")),
+                _ => template.pointer(&format!("/parameters/{name}/defaultValue")),
+            };
+            match target {
+                // A variable may itself read a parameter; the depth bounds a cycle.
+                Some(target) if depth < MAX_ARM_NESTING => resolve_arm(template, target, depth + 1),
+                _ => value.clone(),
+            }
+        }
+        Value::Array(items) => Value::Array(items.iter().map(|v| resolve_arm(template, v, depth)).collect()),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), resolve_arm(template, v, depth))).collect())
+        }
+        other => other.clone(),
+    }
 }
 
 /// The flows of a solution zip (`Workflows/*.json`) or a legacy package
@@ -404,6 +475,41 @@ mod tests {
         let mut used = BTreeSet::new();
         assert_eq!(unique("a".into(), &mut used), "a");
         assert_eq!(unique("a".into(), &mut used), "a-2");
+    }
+
+    #[test]
+    fn arm_templates_resolve_their_variables_and_nested_deployments() {
+        let definition = |action_type: &str| {
+            serde_json::json!({
+                "triggers": {"t": {"type": "[variables('trigger')]", "recurrence": {"frequency": "Hour", "interval": "[variables('every')]"}}},
+                "actions": {"a": {"type": action_type, "inputs": {"uri": "[parameters('uri')]", "note": "[[literal]", "where": "[resourceGroup().location]"}}}
+            })
+        };
+        let template = serde_json::json!({
+            "parameters": {"uri": {"type": "string", "defaultValue": "https://example.com/"}, "name": {"type": "string"}},
+            "variables": {"trigger": "recurrence", "every": "[parameters('hours')]"},
+            "resources": [
+                {"type": "Microsoft.Logic/workflows", "name": "[parameters('name')]", "properties": {"definition": definition("Http")}},
+                {"type": "Microsoft.Logic/workflows", "name": "Later", "properties": {"definition": definition("Http")}},
+                {"type": "Microsoft.Resources/deployments", "name": "nested", "properties": {"template": {"resources": [
+                    {"type": "Microsoft.Logic/workflows", "name": "Later", "properties": {"definition": definition("Compose")}}
+                ]}}}
+            ]
+        });
+        let flows = flows_in_json(&template, "t.json", "fallback");
+        let names: Vec<&str> = flows.iter().map(|f| f.display_name.as_str()).collect();
+        // A name parameter without a default is named after the parameter; the nested
+        // deployment's `Later` replaces the first one.
+        assert_eq!(names, ["name", "Later"]);
+        let first = &flows[0].definition;
+        assert_eq!(first["triggers"]["t"]["type"], "recurrence");
+        // `hours` has no default: the variable's reference stays as written.
+        assert_eq!(first["triggers"]["t"]["recurrence"]["interval"], "[parameters('hours')]");
+        assert_eq!(first["actions"]["a"]["inputs"]["uri"], "https://example.com/");
+        assert_eq!(first["actions"]["a"]["inputs"]["note"], "[literal]");
+        assert_eq!(first["actions"]["a"]["inputs"]["where"], "[resourceGroup().location]");
+        assert_eq!(flows[1].definition["actions"]["a"]["type"], "Compose");
+        assert_eq!(flows[1].origin, "t.json: Later");
     }
 
     #[test]
