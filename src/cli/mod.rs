@@ -183,67 +183,7 @@ pub enum Command {
         json: bool,
     },
     /// Run the flows of a folder as a service: webhooks, schedules, polls, queue, history.
-    Serve {
-        /// Folder of flow files (mapping files in its `mappings/`).
-        #[arg(long, default_value = "flows")]
-        flows: PathBuf,
-        /// Connections file; defaults to `coflow.yaml` in the current folder when it exists.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Store URL: `sqlite://FILE` (default `sqlite://coflow.db`), `sqlite::memory:` or
-        /// `postgres://USER@HOST/DB`.
-        #[arg(long, env = "COFLOW_STORE")]
-        store: Option<String>,
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8080", env = "COFLOW_LISTEN")]
-        listen: String,
-        /// Runs executed at once by this process.
-        #[arg(long, default_value_t = 32)]
-        workers: usize,
-        /// Limit one flow's concurrent runs (repeatable): `FLOW=N`.
-        #[arg(long = "flow-concurrency", value_name = "FLOW=N")]
-        flow_concurrency: Vec<String>,
-        /// Bearer token of the admin API (without one, it answers loopback only).
-        #[arg(long, env = "COFLOW_ADMIN_TOKEN", hide_env_values = true)]
-        admin_token: Option<String>,
-        /// Largest accepted request body, in bytes.
-        #[arg(long, default_value_t = 1024 * 1024)]
-        max_body_bytes: usize,
-        /// Days of run history kept.
-        #[arg(long, default_value_t = crate::store::DEFAULT_RETENTION_DAYS)]
-        retention_days: u32,
-        /// Seconds in-flight runs get to finish on SIGTERM before they are handed back.
-        #[arg(long, default_value_t = 20)]
-        shutdown_grace: u64,
-        /// Seconds a claimed run stays leased without a heartbeat: how soon another process
-        /// takes over the runs of one that died.
-        #[arg(long, default_value_t = 30)]
-        lease: u64,
-        /// Do not reload flows when their files change.
-        #[arg(long)]
-        no_reload: bool,
-        /// Do not fire recurrence and polling triggers in this process.
-        #[arg(long)]
-        no_schedule: bool,
-        /// Hold back every write (runs show the requests they would make).
-        #[arg(long)]
-        dry_run: bool,
-        /// Run hooks in memory without queueing or recording runs: fastest, but an event is lost
-        /// if the process dies and there is no run history.
-        #[arg(long)]
-        no_history: bool,
-        /// Start the Partner Center and Salesforce emulators, point the connections at them and
-        /// play a demo.
-        #[arg(long)]
-        sandbox: bool,
-        /// Poll every polling trigger at this interval (ISO-8601, e.g. `PT10S`) instead of its
-        /// own `every`; `--sandbox` defaults it to 5 seconds.
-        #[arg(long)]
-        poll_every: Option<String>,
-        /// Log format.
-        #[arg(long, value_enum, default_value_t)]
-        log_format: LogFormat,
-    },
+    Serve(serve::ServeArgs),
 }
 
 /// `coflow runs` subcommands.
@@ -334,44 +274,7 @@ pub fn main() -> ExitCode {
             };
             runs::run(&store, action, json)
         }
-        Command::Serve {
-            flows,
-            config,
-            store,
-            listen,
-            workers,
-            flow_concurrency,
-            admin_token,
-            max_body_bytes,
-            retention_days,
-            shutdown_grace,
-            lease,
-            no_reload,
-            no_schedule,
-            dry_run,
-            sandbox,
-            poll_every,
-            no_history,
-            log_format: _,
-        } => serve::run(serve::ServeArgs {
-            flows,
-            config,
-            store,
-            listen,
-            workers,
-            flow_concurrency,
-            admin_token,
-            max_body_bytes,
-            retention_days,
-            shutdown_grace,
-            lease,
-            no_reload,
-            no_schedule,
-            dry_run,
-            sandbox,
-            poll_every,
-            no_history,
-        }),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(code) => code,
@@ -385,7 +288,7 @@ pub fn main() -> ExitCode {
 /// Logs to stderr, filtered by `COFLOW_LOG` (`serve` logs `info` by default).
 fn init_logging(command: &Command) {
     let (default, json) = match command {
-        Command::Serve { log_format, .. } => ("info", *log_format == LogFormat::Json),
+        Command::Serve(args) => ("info", args.log_format == LogFormat::Json),
         _ => ("warn", false),
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("COFLOW_LOG")

@@ -21,46 +21,73 @@ use crate::sandbox::{self, Sandbox, SandboxConfig};
 use crate::server::registry::FlowRegistry;
 use crate::server::{Server, Settings};
 
+use super::LogFormat;
+
 /// Demo data of `--sandbox`.
 const DEMO: &str = include_str!("../sandbox/demo.yaml");
 
 /// Options of `coflow serve`, as given on the command line.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
-    /// Folder of flow files.
+    /// Folder of flow files (mapping files in its `mappings/`).
+    #[arg(long, default_value = "flows")]
     pub flows: PathBuf,
-    /// Connections file.
+    /// Connections file; defaults to `coflow.yaml` in the current folder when it exists.
+    #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Store URL.
+    /// Store URL: `sqlite://FILE` (default `sqlite://coflow.db`), `sqlite::memory:` or
+    /// `postgres://USER@HOST/DB`.
+    #[arg(long, env = "COFLOW_STORE")]
     pub store: Option<String>,
-    /// Listen address.
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "COFLOW_LISTEN")]
     pub listen: String,
-    /// Workers (global concurrency).
+    /// Runs executed at once by this process.
+    #[arg(long, default_value_t = 32)]
     pub workers: usize,
-    /// `FLOW=N` per-flow limits.
+    /// Limit one flow's concurrent runs (repeatable): `FLOW=N`.
+    #[arg(long = "flow-concurrency", value_name = "FLOW=N")]
     pub flow_concurrency: Vec<String>,
-    /// Admin API token.
+    /// Bearer token of the admin API (without one, it answers loopback only).
+    #[arg(long, env = "COFLOW_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
-    /// Largest request body.
+    /// Largest accepted request body, in bytes.
+    #[arg(long, default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
-    /// Days of history kept.
+    /// Days of run history kept.
+    #[arg(long, default_value_t = crate::store::DEFAULT_RETENTION_DAYS)]
     pub retention_days: u32,
-    /// Seconds in-flight runs get to finish on shutdown.
+    /// Seconds in-flight runs get to finish on SIGTERM before they are handed back.
+    #[arg(long, default_value_t = 20)]
     pub shutdown_grace: u64,
-    /// Seconds a claimed run stays leased without a heartbeat.
+    /// Seconds a claimed run stays leased without a heartbeat: how soon another process
+    /// takes over the runs of one that died.
+    #[arg(long, default_value_t = 30)]
     pub lease: u64,
-    /// Do not watch flow files.
+    /// Do not reload flows when their files change.
+    #[arg(long)]
     pub no_reload: bool,
-    /// Do not fire schedules and polls in this process.
+    /// Do not fire recurrence and polling triggers in this process.
+    #[arg(long)]
     pub no_schedule: bool,
-    /// Hold back every write.
+    /// Hold back every write (runs show the requests they would make).
+    #[arg(long)]
     pub dry_run: bool,
-    /// Start the sandbox and play the demo.
-    pub sandbox: bool,
-    /// Run hooks in memory without queueing or recording runs.
+    /// Run hooks in memory without queueing or recording runs: fastest, but an event is lost
+    /// if the process dies and there is no run history.
+    #[arg(long)]
     pub no_history: bool,
-    /// Poll interval overriding every polling trigger's own.
+    /// Start the Partner Center and Salesforce emulators, point the connections at them and
+    /// play a demo.
+    #[arg(long)]
+    pub sandbox: bool,
+    /// Poll every polling trigger at this interval (ISO-8601, e.g. `PT10S`) instead of its
+    /// own `every`; `--sandbox` defaults it to 5 seconds.
+    #[arg(long)]
     pub poll_every: Option<String>,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t)]
+    pub log_format: LogFormat,
 }
 
 /// Validated settings, built before anything starts.
