@@ -603,3 +603,43 @@ async fn without_history_hooks_run_in_memory_and_nothing_is_recorded() {
     assert!(text.contains(r#"coflow_runs_total{flow="echo",status="succeeded"} 1"#), "{text}");
     server.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_run_cancelled_through_another_process_stops_where_it_runs() {
+    let flow = "name: slow\ntrigger: {type: http}\nactions:\n  Wait: {type: delay, duration: PT5S}\n  Done: {type: compose, inputs: done}\n";
+    let dir = flow_dir(&[flow]);
+    let file = std::env::temp_dir().join(format!("coflow-cancel-{}.db", uuid::Uuid::now_v7()));
+    let url = format!("sqlite://{}", file.display());
+    let settings = Settings { lease: Duration::from_millis(900), ..quick() };
+    let a = start_with(dir.clone(), &url, LoadedConnections::default(), settings.clone()).await;
+    let b = start_with(dir, &url, LoadedConnections::default(), settings).await;
+    let body: Value = a.post("/hooks/slow", "{}").await.json().await.unwrap();
+    let id = body["run_id"].as_str().unwrap().to_string();
+    let mut owner = None;
+    for _ in 0..100 {
+        if a.server.state().running.len() == 1 {
+            owner = Some((&a, &b));
+        } else if b.server.state().running.len() == 1 {
+            owner = Some((&b, &a));
+        }
+        if owner.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (runner, other) = owner.expect("one process runs it");
+    let cancelled = other.post(&format!("/api/runs/{id}/cancel"), "").await;
+    assert_eq!(cancelled.json::<Value>().await.unwrap()["status"], "cancelled", "ended in the store");
+    for _ in 0..100 {
+        if runner.server.state().running.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(runner.server.state().running.is_empty(), "the owner stopped the run well before its 5 s delay");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let run = runner.get_json(&format!("/api/runs/{id}")).await;
+    assert_eq!(run["summary"]["status"], "cancelled");
+    a.server.shutdown().await;
+    b.server.shutdown().await;
+}

@@ -17,9 +17,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::State;
 use super::triggers::TriggerPlan;
-use crate::store::{NewEvent, RunFilter, RunOutcome, RunStatus, StoreError};
+use super::{Cancellation, State};
+use crate::store::{NewEvent, RunFilter, RunStatus, StoreError};
 
 /// Errors of the admin API, each with its status.
 #[derive(Debug, thiserror::Error)]
@@ -273,24 +273,14 @@ async fn resubmit_run(
 
 async fn cancel_run(AxumState(state): AxumState<Arc<State>>, Path(id): Path<String>) -> ApiResult {
     let id = run_id(&id)?;
-    if state.running.cancel(id) {
-        return Ok(Json(json!({"run_id": id, "status": "cancelling"})));
+    match state.cancel_run(id, "through the admin API").await? {
+        Cancellation::Stopping => Ok(Json(json!({"run_id": id, "status": "cancelling"}))),
+        Cancellation::Ended => Ok(Json(json!({"run_id": id, "status": "cancelled"}))),
+        Cancellation::AlreadyEnded(status) => {
+            Err(ApiError::Conflict(format!("run {id} has already ended ({status})")))
+        }
+        Cancellation::NotFound => Err(ApiError::Store(StoreError::RunNotFound(id))),
     }
-    let run = state.store.get_run(id).await?.ok_or(ApiError::Store(StoreError::RunNotFound(id)))?;
-    let status = run.summary.status;
-    if status.is_terminal() {
-        return Err(ApiError::Conflict(format!("run {id} has already ended ({status})")));
-    }
-    if status == RunStatus::Running {
-        // Running in another process: its worker stops it when it notices the outcome.
-        tracing::info!(%id, "cancelling a run owned by another process");
-    }
-    let record = run.record.unwrap_or(Value::Null);
-    let error = json!({"code": "RunCancelled", "message": "the run was cancelled through the admin API"});
-    let outcome =
-        RunOutcome { status: RunStatus::Cancelled, ended_at: state.store.now(), error: Some(error), record };
-    state.store.finish_run(id, outcome).await?;
-    Ok(Json(json!({"run_id": id, "status": "cancelled"})))
 }
 
 /// Query with a `limit`.

@@ -163,6 +163,33 @@ impl State {
         self.disabled.read().unwrap_or_else(|poisoned| poisoned.into_inner()).contains(flow)
     }
 
+    /// Cancels a run: stops it if it executes here, else ends it in the store (a worker of
+    /// another process notices at its next heartbeat and stops it there). `by` names who asked,
+    /// for the run's error.
+    pub async fn cancel_run(
+        &self,
+        id: uuid::Uuid,
+        by: &str,
+    ) -> Result<Cancellation, crate::store::StoreError> {
+        if self.running.cancel(id) {
+            return Ok(Cancellation::Stopping);
+        }
+        let Some(run) = self.store.get_run(id).await? else { return Ok(Cancellation::NotFound) };
+        if run.summary.status.is_terminal() {
+            return Ok(Cancellation::AlreadyEnded(run.summary.status));
+        }
+        let error =
+            serde_json::json!({"code": "RunCancelled", "message": format!("the run was cancelled {by}")});
+        let outcome = crate::store::RunOutcome {
+            status: crate::store::RunStatus::Cancelled,
+            ended_at: self.store.now(),
+            error: Some(error),
+            record: run.record.unwrap_or(serde_json::Value::Null),
+        };
+        self.store.finish_run(id, outcome).await?;
+        Ok(Cancellation::Ended)
+    }
+
     /// Reads the switched-off flows from the store.
     pub async fn refresh_disabled(&self) -> Result<(), crate::store::StoreError> {
         let states = self.store.flow_states().await?;
@@ -170,6 +197,19 @@ impl State {
         *self.disabled.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = disabled;
         Ok(())
     }
+}
+
+/// What [`State::cancel_run`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancellation {
+    /// The run executes here and is stopping.
+    Stopping,
+    /// The run was ended in the store.
+    Ended,
+    /// The run had already ended with this status.
+    AlreadyEnded(crate::store::RunStatus),
+    /// No such run.
+    NotFound,
 }
 
 /// Compiled trigger schemas by flow, recompiled when the flow's schema changes.

@@ -198,9 +198,17 @@ async fn keep_leased(state: Arc<State>, claim: Claim) {
     let every = state.options.lease / 3;
     loop {
         tokio::time::sleep(every).await;
+        let run = claim.item.run_id.unwrap_or(claim.item.id);
         if let Err(err) = state.store.heartbeat(claim.token, state.options.lease).await {
             tracing::warn!(item = %claim.item.id, error = %err, "lease lost; stopping the run");
-            let run = claim.item.run_id.unwrap_or(claim.item.id);
+            state.running.cancel(run);
+            return;
+        }
+        // A cancel asked of another process ends the run in the store: stop it here too.
+        let ended_elsewhere =
+            state.store.get_run(run).await.ok().flatten().is_some_and(|r| r.summary.status.is_terminal());
+        if ended_elsewhere {
+            tracing::info!(%run, "the run was ended elsewhere; stopping it");
             state.running.cancel(run);
             return;
         }

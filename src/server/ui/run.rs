@@ -19,8 +19,8 @@ use super::view::{self, RunRow};
 use super::{UiError, UiResult, data, form_token, form_token_ok, render};
 use crate::engine::{ActionResult, Status};
 use crate::flow::Block;
-use crate::server::State;
-use crate::store::{RunDetail, RunOutcome, RunStatus, RunSummary};
+use crate::server::{Cancellation, State};
+use crate::store::{RunDetail, RunStatus, RunSummary};
 
 /// Iterations of one action listed on the page; the rest are counted.
 const SHOWN_ITERATIONS: usize = 50;
@@ -459,9 +459,12 @@ pub async fn cancel(
 ) -> UiResult {
     let id = run_id(&id)?;
     check_form(&CANCEL, id, &form)?;
-    if !state.running.cancel(id) {
-        let detail = load(&state, id).await?;
-        cancel_stored(&state, &detail.summary, detail.record).await?;
+    match state.cancel_run(id, "from the web UI").await? {
+        Cancellation::Stopping | Cancellation::Ended => {}
+        Cancellation::AlreadyEnded(_) => return Err(ended(&load(&state, id).await?.summary)),
+        Cancellation::NotFound => {
+            load(&state, id).await?;
+        }
     }
     tracing::info!(%id, "run cancelled from the web UI");
     Ok(Redirect::to(&format!("/runs/{id}")).into_response())
@@ -472,26 +475,6 @@ fn ended(run: &RunSummary) -> UiError {
         "run {} has already ended ({}): there is nothing to cancel",
         run.id, run.status
     ))
-}
-
-/// Ends a run no worker of this process is executing; a worker elsewhere notices the outcome.
-async fn cancel_stored(
-    state: &State,
-    run: &RunSummary,
-    record: Option<serde_json::Value>,
-) -> Result<(), UiError> {
-    if run.status.is_terminal() {
-        return Err(ended(run));
-    }
-    let error = json!({"code": "RunCancelled", "message": "the run was cancelled from the web UI"});
-    let outcome = RunOutcome {
-        status: RunStatus::Cancelled,
-        ended_at: state.store.now(),
-        error: Some(error),
-        record: record.unwrap_or(serde_json::Value::Null),
-    };
-    state.store.finish_run(run.id, outcome).await?;
-    Ok(())
 }
 
 #[cfg(test)]
