@@ -118,14 +118,9 @@ macro_rules! sql_store {
                     events: Vec<NewEvent>,
                 ) -> BoxFuture<'_, StoreResult<Vec<AcceptOutcome>>> {
                     Box::pin(async move {
-                        let mut conn = self.writer(Durability::Acknowledged).await?;
-                        let mut tx = conn.begin_with(Self::BEGIN_WRITE).await?;
-                        let mut outcomes = Vec::with_capacity(events.len());
-                        for event in &events {
-                            outcomes.push(accept_one(&mut tx, event).await?);
-                        }
-                        tx.commit().await?;
-                        Ok(outcomes)
+                        let unleased = events.into_iter().map(|event| (event, false)).collect();
+                        let outcomes = self.accept_events_leased(unleased, "", Duration::ZERO).await?;
+                        Ok(outcomes.into_iter().map(|(outcome, _)| outcome).collect())
                     })
                 }
 
