@@ -62,7 +62,7 @@ async fn an_org_with_the_metadata_and_the_registered_webhook_has_no_problems() {
     let text = report.to_text();
     assert_eq!(report.problems(), 0, "{text}");
     for expected in [
-        "✔ 8 flows compile",
+        "✔ 9 flows compile",
         "✔ Salesforce metadata in",
         "Salesforce connection `salesforce`\n  ✔ signed in",
         "✔ Microsoft_Solution__c: the ",

@@ -99,7 +99,7 @@ impl Env {
         let connections = sandbox.connections().unwrap();
         let registry = Arc::new(FlowRegistry::load(flows).unwrap());
         assert!(registry.snapshot().problems.is_empty(), "{:?}", registry.snapshot().problems);
-        assert_eq!(registry.snapshot().flows.len(), 8, "the eight co-sell flows");
+        assert_eq!(registry.snapshot().flows.len(), 9, "the eight co-sell flows and the reconciliation");
         let store = store::open("sqlite::memory:").await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         // A change waits 2 s to settle before a poll may see it, then the next poll takes it.
@@ -120,9 +120,10 @@ impl Env {
             quiet_for,
         };
         env.register_webhook(&registry).await;
-        // The catch-up flow fires once when the service starts (an interval trigger turned on);
-        // let that run end so it does not cross the scenarios.
+        // The catch-up and reconciliation flows fire once when the service starts (interval
+        // triggers turned on); let those runs end so they do not cross the scenarios.
         env.wait_for_runs("pc-cosell-referral-updates-to-sf", 1).await;
+        env.wait_for_runs("reconcile-referrals", 1).await;
         env
     }
 
@@ -734,16 +735,19 @@ async fn throttling_outages_expired_sessions_and_a_lost_webhook_lose_nothing() {
 
 // ---- customisation -------------------------------------------------------------------------
 
-/// The flows and their mapping files, copied where a test may edit them.
+/// The flows with their mapping and settings files, copied where a test may edit them.
 fn copy_of_flows() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("coflow-e2e-flows-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(dir.join("mappings")).unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
     for file in coflow::cosell::usage::flow_files(&flows_dir()).unwrap() {
         std::fs::copy(&file, dir.join(file.file_name().unwrap())).unwrap();
     }
-    for entry in std::fs::read_dir(flows_dir().join("mappings")).unwrap() {
-        let file = entry.unwrap().path();
-        std::fs::copy(&file, dir.join("mappings").join(file.file_name().unwrap())).unwrap();
+    for folder in ["mappings", "settings"] {
+        std::fs::create_dir_all(dir.join(folder)).unwrap();
+        for entry in std::fs::read_dir(flows_dir().join(folder)).unwrap() {
+            let file = entry.unwrap().path();
+            std::fs::copy(&file, dir.join(folder).join(file.file_name().unwrap())).unwrap();
+        }
     }
     dir
 }

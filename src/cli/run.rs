@@ -37,6 +37,8 @@ pub fn run(
     if let Some(connections) = load_connections(config)? {
         options.connections = connections;
     }
+    let folder = flow_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    options.flows = Some(std::sync::Arc::new(engine::FlowFolder(folder.to_path_buf())));
     let run = runtime.block_on(engine::run(&flow, event, &options));
     if json {
         println!("{}", serde_json::to_string_pretty(&run)?);

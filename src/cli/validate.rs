@@ -114,7 +114,7 @@ fn plural(n: usize) -> &'static str {
 }
 
 /// The flow files named by `path`: the file itself, or the `*.yaml`/`*.yml` files below a
-/// folder, skipping `mappings/` folders, hidden folders, `*.test.yaml` unit tests and the
+/// folder, skipping `mappings/` and `settings/` folders, hidden folders, `*.test.yaml` unit tests and the
 /// `coflow.yaml` connection config.
 pub fn flow_files(path: &Path) -> Vec<PathBuf> {
     if path.is_file() {
@@ -132,7 +132,7 @@ fn collect(dir: &Path, found: &mut Vec<PathBuf>) {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().to_string();
         if path.is_dir() {
-            if name != "mappings" && !name.starts_with('.') {
+            if name != "mappings" && name != "settings" && !name.starts_with('.') {
                 collect(&path, found);
             }
         } else if is_flow_file(&name) {

@@ -64,6 +64,9 @@ async fn dispatch(exec: &Exec<'_>, action: &Action, frame: &Arc<Frame>) -> Actio
             let call = super::call::Target { connector, operation, connection: connection.as_deref() };
             interruptible(frame, super::call::connector(exec, action, frame, call, inputs)).await
         }
+        ActionKind::RunFlow { flow, body } => {
+            interruptible(frame, super::child::run_flow(exec, action, frame, flow, body)).await
+        }
         _ => {
             failed(None, ActionError::new("InternalError", format!("action '{name}' cannot run as a future")))
         }

@@ -9,6 +9,7 @@
 mod actions;
 mod block;
 mod call;
+mod child;
 mod clock;
 mod control;
 mod mock;
@@ -24,6 +25,7 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 
+pub use child::{FlowFolder, FlowSource, MAX_DEPTH};
 pub use clock::{Clock, TokioClock};
 pub use mock::{MockAnswer, Mocks, OutboundCall};
 pub use record::{ActionError, ActionResult, Attempt, Iteration, ResponseRecord, Run, Status, TriggerRecord};
@@ -155,6 +157,10 @@ pub struct RunOptions {
     pub resume: Option<Arc<HashMap<String, ActionResult>>>,
     /// Answers outbound calls instead of the network when set (flow unit tests).
     pub mocks: Option<Arc<dyn Mocks>>,
+    /// Where `run_flow` actions find the flows they run.
+    pub flows: Option<Arc<dyn FlowSource>>,
+    /// How many `run_flow` calls this run is nested in (0 for a run of its own).
+    pub depth: u32,
 }
 
 /// Power Automate's limit for one outbound synchronous request.
@@ -182,6 +188,8 @@ impl RunOptions {
             run_id: None,
             resume: None,
             mocks: None,
+            flows: None,
+            depth: 0,
         }
     }
 
@@ -213,6 +221,7 @@ pub async fn run(flow: &Flow, event: TriggerEvent, options: &RunOptions) -> Run 
         trigger: event.outputs(),
         parameters: parameters(flow, options),
         mappings: flow.mappings.clone(),
+        sync: flow.sync.clone(),
         variables: Mutex::default(),
         latest: Mutex::default(),
         children: container_children(&flow.root),

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::record::{ActionResult, ResponseRecord, Status};
 use super::{ActionEvent, CancelToken, Observer};
-use crate::expr::{Mappings, Scope};
+use crate::expr::{Mappings, Scope, SyncSettings};
 use crate::flow::VariableType;
 
 /// Locks a mutex, recovering the data if another thread panicked while holding it: the state
@@ -55,6 +55,7 @@ pub(crate) struct Shared {
     pub trigger: Value,
     pub parameters: IndexMap<String, Value>,
     pub mappings: Arc<Mappings>,
+    pub sync: Arc<SyncSettings>,
     pub variables: Mutex<HashMap<String, Variable>>,
     /// Latest record of each action inside a loop, so `body('x')` works from outside the loop.
     pub latest: Mutex<HashMap<String, Entry>>,
@@ -258,6 +259,10 @@ impl Scope for Frame {
     fn mappings(&self) -> Option<&Mappings> {
         Some(&self.shared.mappings)
     }
+
+    fn sync_settings(&self) -> Arc<SyncSettings> {
+        self.shared.sync.clone()
+    }
 }
 
 /// The scope of one `select` / `filter` item: the frame plus `item()`.
@@ -297,5 +302,8 @@ impl Scope for ItemScope {
     }
     fn mappings(&self) -> Option<&Mappings> {
         self.frame.mappings()
+    }
+    fn sync_settings(&self) -> Arc<SyncSettings> {
+        self.frame.sync_settings()
     }
 }

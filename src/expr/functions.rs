@@ -1066,13 +1066,18 @@ fn jsonpath(args: &[Value]) -> R {
 }
 
 /// A SOQL string literal: quoted, with `\` and `'` escaped; `null` stays `null`.
+/// `soql_quote(value)`: a SOQL literal; a list becomes its quoted items joined by commas, for
+/// `IN (…)` (an empty list gives `null`, which matches nothing).
 fn soql_quote(args: &[Value]) -> R {
-    match &args[0] {
-        Value::Null => Ok(Value::String("null".into())),
-        v => {
-            let t = text(v);
-            let escaped = t.replace('\\', "\\\\").replace('\'', "\\'");
-            Ok(Value::String(format!("'{escaped}'")))
+    fn quote(v: &Value) -> String {
+        match v {
+            Value::Null => "null".into(),
+            v => format!("'{}'", text(v).replace('\\', "\\\\").replace('\'', "\\'")),
         }
+    }
+    match &args[0] {
+        Value::Array(items) if items.is_empty() => Ok(Value::String("null".into())),
+        Value::Array(items) => Ok(Value::String(items.iter().map(quote).collect::<Vec<_>>().join(","))),
+        v => Ok(Value::String(quote(v))),
     }
 }

@@ -20,7 +20,8 @@
 //!
 //! coflow adds `jsonpath(value, '$.path')` (an array of matches), `secret('NAME')`,
 //! `mapping('file', value)`, `lookup('table', key, default?)` (inside mapping files),
-//! `soql_quote(text)` and `opt()` (below).
+//! `soql_quote(text)`, `opt()` (below) and the sync functions of [`sync`] (`sync_allows`,
+//! `is_integration_user`, `audit_append`, `index_by`, `sync_plan`).
 //!
 //! # Missing properties
 //!
@@ -44,6 +45,7 @@ mod numfmt;
 pub mod pa;
 mod references;
 pub mod secrets;
+pub mod sync;
 mod template;
 mod timezones;
 mod values;
@@ -51,6 +53,7 @@ mod workflow;
 
 pub use datetime::with_fixed_now;
 pub use mapping::{Mapping, MappingError, Mappings};
+pub use sync::{SyncSettings, SyncSettingsError};
 pub use template::{
     Compiled, DataScope, ExprError, Part, References, Scope, Template, compile, compile_expression,
     environment, eval_expression, function_names,

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::functions::{self, Def};
 use super::values::{from_json, text, to_json, try_to_json};
-use super::{datetime, secrets, workflow};
+use super::{datetime, secrets, sync, workflow};
 
 /// What a template can see of the run it is rendered in. The engine implements it.
 pub trait Scope: Send + Sync + std::fmt::Debug {
@@ -33,6 +33,11 @@ pub trait Scope: Send + Sync + std::fmt::Debug {
     /// The mapping files available to `mapping('name', value)`.
     fn mappings(&self) -> Option<&super::Mappings> {
         None
+    }
+    /// The sync settings of the flow (`settings/sync.yaml`), for the sync functions.
+    fn sync_settings(&self) -> Arc<super::SyncSettings> {
+        static DEFAULT: LazyLock<Arc<super::SyncSettings>> = LazyLock::new(Default::default);
+        DEFAULT.clone()
     }
 }
 
@@ -180,6 +185,7 @@ pub fn function_names() -> impl Iterator<Item = &'static str> {
         .map(|d| d.name)
         .chain(workflow::NAMES.iter().copied())
         .chain(["secret", "mapping", "lookup", "opt"])
+        .chain(sync::NAMES.iter().copied())
 }
 
 fn build_environment() -> Environment<'static> {
@@ -192,6 +198,7 @@ fn build_environment() -> Environment<'static> {
         env.add_function(def.name, move |args: Rest<JinjaValue>| call_pure(def, &args));
     }
     workflow::register(&mut env);
+    sync::register(&mut env);
     env.add_function("secret", |name: String| -> Result<String, minijinja::Error> {
         secrets::secret(&name).map_err(|e| invalid(e.to_string()))
     });

@@ -93,6 +93,16 @@ pub fn check_file(path: &Path) -> (Option<Flow>, Diagnostics) {
             return (None, diagnostics);
         }
     }
+    match expr::SyncSettings::load_for(path.parent().unwrap_or(Path::new("."))) {
+        Ok(settings) => flow.sync = Arc::new(settings),
+        Err(err) => {
+            let hint = "fix the settings file, or delete it to use the defaults";
+            diagnostics
+                .0
+                .push(Diagnostic::file_error("sync_settings", &file, err.to_string()).with_hint(hint));
+            return (None, diagnostics);
+        }
+    }
     (Some(flow), diagnostics)
 }
 
@@ -254,6 +264,7 @@ impl<'d> Compiler<'d> {
             trigger: c.trigger(),
             root,
             mappings: Default::default(),
+            sync: Default::default(),
         };
         (flow, c.diagnostics)
     }
@@ -651,6 +662,18 @@ impl<'d> Compiler<'d> {
     fn build_kind(&mut self, id: usize, def: &'d ActionDef, at: At) -> (ActionKind, Option<RetryPolicy>) {
         let kind = match &def.body {
             ActionBody::Compose(d) => ActionKind::Compose { inputs: self.template(&d.inputs, at) },
+            ActionBody::RunFlow(d) => {
+                if d.flow.value == self.def.name.value {
+                    self.error(
+                        "invalid_value",
+                        d.flow.span,
+                        "a flow cannot run itself".into(),
+                        "name another flow of this folder",
+                    );
+                }
+                let body = d.body.as_ref().map_or(Template::Literal(Value::Null), |b| self.template(b, at));
+                ActionKind::RunFlow { flow: d.flow.value.clone(), body }
+            }
             ActionBody::ParseJson(d) => ActionKind::ParseJson {
                 content: self.template(&d.content, at),
                 schema: d.schema.as_ref().map(Node::to_json),

@@ -13,7 +13,7 @@ use super::diagnostic::{Diagnostic, did_you_mean};
 use super::yaml::{Node, NodeValue, Span};
 
 /// Built-in action types, by their name in flow files.
-pub const BUILTIN_ACTION_TYPES: [&str; 21] = [
+pub const BUILTIN_ACTION_TYPES: [&str; 22] = [
     "compose",
     "parse_json",
     "select",
@@ -34,6 +34,7 @@ pub const BUILTIN_ACTION_TYPES: [&str; 21] = [
     "terminate",
     "response",
     "http",
+    "run_flow",
     "unsupported",
 ];
 
@@ -252,6 +253,16 @@ fn text(node: &Node, cx: &mut Cx) -> Option<Spanned<String>> {
     }
 }
 
+fn flag(node: &Node, cx: &mut Cx) -> Option<bool> {
+    match node.value {
+        NodeValue::Bool(b) => Some(b),
+        _ => {
+            cx.push(wrong_type(node, "true or false"));
+            None
+        }
+    }
+}
+
 fn count(node: &Node, cx: &mut Cx) -> Option<Spanned<u32>> {
     let value = match &node.value {
         NodeValue::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
@@ -333,6 +344,7 @@ fn trigger(node: &Node, cx: &mut Cx) -> Option<TriggerDef> {
             every: f.get("every").and_then(|n| text(n, cx)),
             cron: f.get("cron").and_then(|n| text(n, cx)),
             time_zone: f.get("time_zone").and_then(|n| text(n, cx)).map(|s| s.value),
+            window: f.get("window").and_then(|n| flag(n, cx)),
         })),
         "unsupported" => Some(TriggerDef::Unsupported(unsupported(&mut f, cx))),
         other => match split_connector(other) {
@@ -430,6 +442,13 @@ fn body(type_name: &Spanned<String>, f: &mut Fields, cx: &mut Cx) -> Option<Acti
     };
     let body = match type_name.as_str() {
         "compose" => ActionBody::Compose(ComposeDef { inputs: f.node("inputs") }),
+        "run_flow" => ActionBody::RunFlow(RunFlowDef {
+            flow: f
+                .require("flow")
+                .and_then(|n| text(n, cx))
+                .unwrap_or_else(|| spanned(String::new(), f.anchor)),
+            body: f.get("body").cloned(),
+        }),
         "parse_json" => ActionBody::ParseJson(ParseJsonDef {
             content: f.node("content"),
             schema: f.get("schema").cloned(),

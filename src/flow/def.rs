@@ -212,6 +212,11 @@ pub struct RecurrenceTrigger {
     /// IANA time zone the schedule is read in (default UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
+    /// Sliding window: each run's trigger body has `windowStartTime` (where the last succeeded
+    /// run's window ended; null before any succeeded) and `windowEndTime` (this run's time), so
+    /// a run that failed or was missed is covered by the next one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<bool>,
 }
 
 /// A connector's event source, e.g. `partner_center.webhook` or `salesforce.poll`.
@@ -417,6 +422,8 @@ pub enum ActionBody {
     Response(ResponseDef),
     /// `http`.
     Http(HttpDef),
+    /// `run_flow`.
+    RunFlow(RunFlowDef),
     /// `<connector>.<operation>`.
     Connector(ConnectorDef),
     /// `unsupported`: an action `coflow import` could not translate.
@@ -448,6 +455,19 @@ impl ActionBody {
     pub fn is_loop(&self) -> bool {
         matches!(self, ActionBody::Foreach(_) | ActionBody::Until(_))
     }
+}
+
+/// Runs another flow of the same folder to its end, with `body` as its trigger body, and
+/// succeeds when that run does (Power Automate's "Run a Child Flow"). Its outputs are the child
+/// run's id, status and response body.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunFlowDef {
+    /// The `name` of the flow to run.
+    pub flow: Spanned<String>,
+    /// The child's trigger body (any value; strings are templates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Node>,
 }
 
 /// Outputs its rendered `inputs`.

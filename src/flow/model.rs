@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::def::RunAfterStatus;
 pub use super::def::ValueType as VariableType;
-use crate::expr::{Mappings, Template};
+use crate::expr::{Mappings, SyncSettings, Template};
 
 /// A validated flow, with every template precompiled.
 #[derive(Debug, Clone)]
@@ -31,6 +31,8 @@ pub struct Flow {
     pub root: Block,
     /// Mapping files the flow uses (`mapping('name', value)`).
     pub mappings: Arc<Mappings>,
+    /// The sync settings beside the flow (`settings/sync.yaml`; defaults when absent).
+    pub sync: Arc<SyncSettings>,
 }
 
 /// A flow parameter after compilation.
@@ -203,6 +205,8 @@ pub enum ActionKind {
     Response { status: Template, headers: Template, body: Template },
     /// A plain HTTP request.
     Http { request: Template },
+    /// Runs another flow of the folder to its end (`run_flow`).
+    RunFlow { flow: String, body: Template },
     /// An operation of a connector.
     Connector { connector: String, operation: String, connection: Option<String>, inputs: Template },
 }

@@ -18,7 +18,7 @@ const CONNECTOR_TYPE_PATTERN: &str = r"^[A-Za-z0-9_]+\.[A-Za-z0-9_]+$";
 type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
 
 /// The built-in action types and the schema of their own keys.
-const ACTION_BODIES: [(&str, SchemaFn); 21] = [
+const ACTION_BODIES: [(&str, SchemaFn); 22] = [
     ("compose", ComposeDef::json_schema),
     ("parse_json", ParseJsonDef::json_schema),
     ("select", SelectDef::json_schema),
@@ -39,6 +39,7 @@ const ACTION_BODIES: [(&str, SchemaFn); 21] = [
     ("terminate", TerminateDef::json_schema),
     ("response", ResponseDef::json_schema),
     ("http", HttpDef::json_schema),
+    ("run_flow", RunFlowDef::json_schema),
     ("unsupported", UnsupportedDef::json_schema),
 ];
 

@@ -278,6 +278,7 @@ impl Server {
         let journal = journal::Journal::start(store.clone());
         let mut run_options = RunOptions::new(options.dry_run);
         run_options.connections = connections.connections.clone();
+        run_options.flows = Some(registry.clone());
         let state = Arc::new(State {
             flow_limits: FlowLimits::new(options.flow_concurrency.clone()),
             inline_slots: Arc::new(tokio::sync::Semaphore::new(workers)),

@@ -55,6 +55,12 @@ pub struct FlowRegistry {
 /// File names and modification times of everything a reload reads.
 type Fingerprint = Vec<(PathBuf, Option<SystemTime>, u64)>;
 
+impl crate::engine::FlowSource for FlowRegistry {
+    fn flow(&self, name: &str) -> Option<Arc<Flow>> {
+        self.get(name).map(|loaded| loaded.flow.clone())
+    }
+}
+
 impl FlowRegistry {
     /// Loads every flow of `dir`; fails only if the folder cannot be read. Files that do not
     /// compile are reported in [`Snapshot::problems`].
@@ -146,12 +152,14 @@ fn flow_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Flow files and mapping files with their modification times and sizes.
+/// Flow files, mapping files and settings files with their modification times and sizes.
 fn fingerprint(dir: &Path) -> std::io::Result<Fingerprint> {
     let mut files = flow_files(dir)?;
-    let mappings = dir.join("mappings");
-    if mappings.is_dir() {
-        files.extend(flow_files(&mappings)?);
+    for folder in ["mappings", "settings"] {
+        let folder = dir.join(folder);
+        if folder.is_dir() {
+            files.extend(flow_files(&folder)?);
+        }
     }
     Ok(files
         .into_iter()

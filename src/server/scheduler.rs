@@ -66,7 +66,7 @@ fn sync_tasks(state: &Arc<State>, tasks: &mut HashMap<String, (String, JoinHandl
     let snapshot = state.registry.snapshot();
     let mut wanted = HashMap::new();
     for (name, loaded) in &snapshot.flows {
-        if let Ok(plan @ (TriggerPlan::Schedule(_) | TriggerPlan::SalesforcePoll { .. })) =
+        if let Ok(plan @ (TriggerPlan::Schedule { .. } | TriggerPlan::SalesforcePoll { .. })) =
             TriggerPlan::of(&loaded.flow)
         {
             // The trigger's settings identify the task: an edited trigger restarts it.
@@ -130,7 +130,7 @@ async fn step(state: &State, flow: &str, plan: &TriggerPlan) -> Result<(), StepE
         return Ok(());
     }
     match plan {
-        TriggerPlan::Schedule(schedule) => fire_schedule(state, flow, schedule).await,
+        TriggerPlan::Schedule { schedule, window } => fire_schedule(state, flow, schedule, *window).await,
         TriggerPlan::SalesforcePoll { connection, spec, every } => {
             let every = state.options.poll_every.unwrap_or(*every);
             poll_salesforce(state, flow, connection, spec, every).await
@@ -140,7 +140,12 @@ async fn step(state: &State, flow: &str, plan: &TriggerPlan) -> Result<(), StepE
 }
 
 /// Fires the latest due time of a schedule, once.
-async fn fire_schedule(state: &State, flow: &str, schedule: &Schedule) -> Result<(), StepError> {
+async fn fire_schedule(
+    state: &State,
+    flow: &str,
+    schedule: &Schedule,
+    window: bool,
+) -> Result<(), StepError> {
     let now = state.store.now();
     let stored = state.store.get_watermark(flow, "schedule").await?;
     let (last, version) = match &stored {
@@ -160,7 +165,13 @@ async fn fire_schedule(state: &State, flow: &str, schedule: &Schedule) -> Result
         return Ok(());
     }
     let Some(due) = schedule.latest_due(last, now) else { return Ok(()) };
-    let body = json!({"scheduledTime": due.to_string()});
+    let mut body = json!({"scheduledTime": due.to_string()});
+    if window {
+        let start = state.store.get_watermark(flow, WINDOW).await?.and_then(|mark| window_end(&mark.value));
+        // Null before any run succeeded: the flow decides how far its first run looks back.
+        body["windowStartTime"] = start.map_or(Value::Null, |start| json!(start.to_string()));
+        body["windowEndTime"] = json!(due.to_string());
+    }
     let event = new_event(state, flow, "schedule", body, format!("schedule:{due}"), now);
     let accepted = state.store.accept_event(event).await?;
     if matches!(accepted, crate::store::AcceptOutcome::Accepted { .. }) {
@@ -169,6 +180,33 @@ async fn fire_schedule(state: &State, flow: &str, schedule: &Schedule) -> Result
     }
     state.store.cas_watermark(flow, "schedule", version, json!({"last": due.to_string()})).await?;
     Ok(())
+}
+
+/// The watermark of a sliding-window trigger: where the last succeeded run's window ended.
+const WINDOW: &str = "window";
+
+fn window_end(value: &Value) -> Option<Timestamp> {
+    value.get("end").and_then(Value::as_str).and_then(|t| t.parse().ok())
+}
+
+/// Moves a sliding window on to `end` after a run that covered it succeeded; a later end already
+/// stored is kept (runs can finish out of order).
+pub async fn advance_window(
+    state: &State,
+    flow: &str,
+    end: Timestamp,
+) -> Result<(), crate::store::StoreError> {
+    loop {
+        let stored = state.store.get_watermark(flow, WINDOW).await?;
+        if stored.as_ref().and_then(|m| window_end(&m.value)).is_some_and(|known| known >= end) {
+            return Ok(());
+        }
+        let version = stored.map(|m| m.version);
+        if state.store.cas_watermark(flow, WINDOW, version, json!({"end": end.to_string()})).await?.is_some()
+        {
+            return Ok(());
+        }
+    }
 }
 
 /// Polls Salesforce when due and enqueues one event per new or changed record.

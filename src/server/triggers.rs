@@ -30,7 +30,12 @@ pub enum TriggerPlan {
         events: Vec<String>,
     },
     /// On a schedule.
-    Schedule(Schedule),
+    Schedule {
+        /// When it fires.
+        schedule: Schedule,
+        /// Whether each run gets the window since the last succeeded run (`window: true`).
+        window: bool,
+    },
     /// By new or changed Salesforce records, found by polling.
     SalesforcePoll {
         /// Connection (in `coflow.yaml`) to poll with.
@@ -85,7 +90,7 @@ impl TriggerPlan {
             "manual" => Ok(TriggerPlan::Manual),
             "http" => Ok(TriggerPlan::Http { method: text("method").unwrap_or_else(|| "POST".into()) }),
             "recurrence" => schedule(&text("every"), &text("cron"), &text("time_zone"))
-                .map(TriggerPlan::Schedule)
+                .map(|schedule| TriggerPlan::Schedule { schedule, window: has_window(flow) })
                 .map_err(error),
             "partner_center.webhook" => {
                 let events = match trigger.settings.get("events") {
@@ -128,6 +133,12 @@ impl TriggerPlan {
     pub fn is_webhook(&self) -> bool {
         matches!(self, TriggerPlan::Http { .. } | TriggerPlan::PartnerCenterWebhook { .. })
     }
+}
+
+/// Whether `flow` has a sliding-window recurrence trigger: its runs read `windowStartTime` and
+/// `windowEndTime`, and a succeeded run moves the window on.
+pub fn has_window(flow: &Flow) -> bool {
+    flow.trigger.kind == "recurrence" && flow.trigger.settings.get("window") == Some(&Value::Bool(true))
 }
 
 fn schedule(
@@ -241,7 +252,7 @@ mod tests {
             "name: c\ntrigger: {type: recurrence, cron: '0 6 * * 1-5', time_zone: Europe/Paris}\nactions:\n  A: {type: compose, inputs: 1}\n",
         )
         .unwrap();
-        let TriggerPlan::Schedule(schedule) = plan else { panic!("not a schedule") };
+        let TriggerPlan::Schedule { schedule, .. } = plan else { panic!("not a schedule") };
         // Friday 2026-01-02 06:00 in Paris is 05:00 UTC; the next is Monday the 5th.
         assert_eq!(schedule.next_after(at("2026-01-01T12:00:00Z")), Some(at("2026-01-02T05:00:00Z")));
         assert_eq!(schedule.next_after(at("2026-01-02T05:00:00Z")), Some(at("2026-01-05T05:00:00Z")));

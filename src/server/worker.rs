@@ -251,6 +251,9 @@ async fn execute(
     options.observer = Some(Arc::new(recorder));
     options.resume = prepared.resume;
     let event = prepared.event;
+    let window_end = super::triggers::has_window(&flow)
+        .then(|| event.body.get("windowEndTime").and_then(Value::as_str).and_then(|t| t.parse().ok()))
+        .flatten();
     let started = Instant::now();
     let mut handed_back = false;
     let run = {
@@ -284,6 +287,11 @@ async fn execute(
     let outcome = RunOutcome { status, ended_at: state.store.now(), error, record };
     // Committed with (or before) the completion of the work item, which waits for it.
     state.journal.send(RunWrite::Finish { run: run_id, outcome });
+    if let (Some(end), RunStatus::Succeeded) = (window_end, status) {
+        if let Err(err) = super::scheduler::advance_window(state, &flow.name, end).await {
+            tracing::warn!(flow = %flow.name, error = %err, "the sliding window could not be moved on; the next run covers it again");
+        }
+    }
     Ok(Executed::Finished(Some(Box::new(run))))
 }
 

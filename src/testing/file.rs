@@ -34,6 +34,10 @@ pub struct TestFileDef {
     /// Mocked answers for every case, by action name; a case's own mock of an action wins.
     #[serde(default)]
     pub mocks: IndexMap<String, MockAnswers>,
+    /// Sync settings for every case, in place of `settings/sync.yaml` (keys left out take
+    /// their defaults).
+    #[serde(default)]
+    pub sync: Option<crate::expr::SyncSettings>,
     /// The cases, run in order.
     pub cases: Vec<CaseDef>,
 }
@@ -60,6 +64,9 @@ pub struct CaseDef {
     /// have one (or `sandbox: true`).
     #[serde(default)]
     pub mocks: IndexMap<String, MockAnswers>,
+    /// Sync settings for this case, in place of the file's or `settings/sync.yaml`.
+    #[serde(default)]
+    pub sync: Option<crate::expr::SyncSettings>,
     /// Data loaded into the sandbox before the run, for mocks with `sandbox: true`.
     #[serde(default)]
     pub sandbox: Option<SandboxDef>,

@@ -167,6 +167,7 @@ impl FlowIndex {
                     (Some(format!("{connector}.{operation}")), false)
                 }
                 ActionKind::Http { .. } => (Some("http".to_string()), false),
+                ActionKind::RunFlow { .. } => (Some("run_flow".to_string()), false),
                 ActionKind::Foreach { .. } | ActionKind::Until { .. } => (None, true),
                 _ => (None, false),
             };
@@ -479,7 +480,8 @@ impl<'a, 'n> Checker<'a, 'n> {
         let sandbox = uses_sandbox.then(|| case.sandbox.clone().unwrap_or_default());
         let expect = self.expect(index, &case.expect, &at("expect"))?;
         let event = TriggerEvent { headers: case.trigger.headers.clone(), body: case.trigger.body.clone() };
-        Some(Case { name: case.name.clone(), now, event, parameters, mocks, sandbox, expect })
+        let sync = case.sync.clone().or_else(|| file.sync.clone()).map(std::sync::Arc::new);
+        Some(Case { name: case.name.clone(), now, event, parameters, mocks, sandbox, sync, expect })
     }
 
     fn expect(&mut self, index: &FlowIndex, def: &ExpectDef, base: &[Step]) -> Option<Expect> {

@@ -86,6 +86,8 @@ pub struct Case {
     pub mocks: IndexMap<String, Mock>,
     /// The sandbox's data, when some mock lets its call reach the sandbox.
     pub sandbox: Option<SandboxDef>,
+    /// Sync settings replacing the flow's, if the case or its file gives some.
+    pub sync: Option<std::sync::Arc<crate::expr::SyncSettings>>,
     /// What the run must show.
     pub expect: Expect,
 }
@@ -235,7 +237,15 @@ pub async fn execute(file: &TestFile, case: &Case) -> Result<Vec<Failure>, TestE
         }
         None => None,
     };
-    let work = engine::run(&file.flow, case.event.clone(), &options);
+    let flow = match &case.sync {
+        Some(settings) => {
+            let mut flow = file.flow.clone();
+            flow.sync = settings.clone();
+            std::borrow::Cow::Owned(flow)
+        }
+        None => std::borrow::Cow::Borrowed(&file.flow),
+    };
+    let work = engine::run(&flow, case.event.clone(), &options);
     let run = match case.now {
         Some(now) => crate::expr::with_fixed_now(now, work).await,
         None => work.await,
