@@ -875,3 +875,249 @@ async fn five_hundred_referrals_and_five_hundred_opportunities_converge() {
     );
     env.stop().await;
 }
+
+// ---- sync controls ---------------------------------------------------------------------------
+
+/// A copy of the flows whose `settings/sync.yaml` is `settings`.
+fn flows_with_sync_settings(settings: &str) -> PathBuf {
+    let flows = copy_of_flows();
+    std::fs::write(flows.join("settings/sync.yaml"), settings).unwrap();
+    flows
+}
+
+/// Writes new sync settings and waits until the server has reloaded the flows.
+async fn change_sync_settings(env: &Env, flows: &Path, settings: &str) {
+    // Reloads notice a change by modification time and size; a new size is certain.
+    std::fs::write(flows.join("settings/sync.yaml"), format!("{settings}\n# changed\n")).unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    env.settle().await;
+}
+
+impl Env {
+    /// Starts a run of `flow` through the admin API and waits until it has ended.
+    async fn run_now(&self, flow: &str) -> Value {
+        let started: Value = self
+            .client
+            .post(format!("{}/api/flows/{flow}/run", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = text(&started["run_id"]).to_string();
+        for _ in 0..600 {
+            let run = self.get(&format!("/api/runs/{id}")).await;
+            if run["summary"]["status"].as_str().is_some_and(|s| !matches!(s, "queued" | "running")) {
+                return run;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("run {id} of {flow} did not end");
+    }
+
+    /// Drops every webhook delivery from now on and returns the index of the rule.
+    fn drop_webhooks(&self) -> usize {
+        self.sandbox.faults.add_spec("POST /hooks/pc-to-sf: drop").unwrap();
+        self.sandbox.faults.report().len() - 1
+    }
+
+    async fn wait_for_fault(&self, rule: usize, fired: u64) {
+        for _ in 0..200 {
+            if self.sandbox.faults.report()[rule].fired >= fired {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("rule {rule} fired {} times, not {fired}", self.sandbox.faults.report()[rule].fired);
+    }
+}
+
+fn action_outputs<'a>(run: &'a Value, action: &str) -> &'a Value {
+    &run["record"]["actions"][action]["outputs"]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_reconciliation_repairs_ten_referrals_whose_webhooks_were_all_lost() {
+    let flows = flows_with_sync_settings("audit: {max_entries: 2, max_length: 400}\n");
+    let env = Env::start(&flows).await;
+    let mut known = Vec::new();
+    for i in 0..5 {
+        let shared =
+            env.share_referral(microsoft_referral(&format!("Known{i}"), &format!("a{i}@k.example"))).await;
+        known.push(text(&shared["id"]).to_string());
+    }
+    env.settle().await;
+    let lost_rule = env.drop_webhooks();
+    let mut unseen = Vec::new();
+    for i in 0..5 {
+        let shared =
+            env.share_referral(microsoft_referral(&format!("Unseen{i}"), &format!("b{i}@u.example"))).await;
+        unseen.push(text(&shared["id"]).to_string());
+    }
+    for (i, id) in known.iter().enumerate() {
+        env.pc_edit(id, json!({"details": {"dealValue": 90000 + i, "notes": format!("Scope grew ({i}).")}}))
+            .await;
+    }
+    env.wait_for_fault(lost_rule, 10).await;
+    env.settle_ignoring_deliveries().await;
+    for id in &unseen {
+        assert!(env.sf_records("Opportunity").iter().all(|o| o["Referral_Identifier__c"] != id.as_str()));
+    }
+    assert_eq!(env.opportunity_of_referral(&known[0])["Amount"], json!(120000.0), "the edit was lost");
+
+    let run = env.run_now("reconcile-referrals").await;
+    assert_eq!(run["summary"]["status"], "succeeded", "{:#}", run["record"]["error"]);
+    let summary = action_outputs(&run, "Summary");
+    assert_eq!(summary["fixed"].as_array().unwrap().len(), 5, "{summary:#}");
+    assert_eq!(summary["created"].as_array().unwrap().len(), 5, "{summary:#}");
+    env.settle_ignoring_deliveries().await;
+    for (i, id) in known.iter().enumerate() {
+        let opportunity = env.opportunity_of_referral(id);
+        assert_eq!(opportunity["Amount"], json!(90000.0 + i as f64));
+        assert_eq!(opportunity["Description"], format!("Scope grew ({i})."));
+        let audit = text(&opportunity["Audit__c"]);
+        assert!(
+            audit
+                .lines()
+                .last()
+                .unwrap()
+                .contains(&format!("Reconciled with referral {id}: Amount, Description from Partner Center")),
+            "{audit}"
+        );
+    }
+    for id in &unseen {
+        let opportunity = env.opportunity_of_referral(id);
+        assert_eq!(opportunity["Amount"], json!(120000.0));
+    }
+    // Every Audit field keeps at most its two newest entries within 400 characters.
+    for opportunity in env.sf_records("Opportunity") {
+        let audit = text(&opportunity["Audit__c"]);
+        assert!(audit.lines().count() <= 2 && audit.chars().count() <= 400, "{audit}");
+    }
+    // A second cycle finds nothing left to do.
+    let writes = env.writes();
+    let again = env.run_now("reconcile-referrals").await;
+    assert_eq!(action_outputs(&again, "Summary")["fixed"], json!([]));
+    assert_eq!(action_outputs(&again, "Summary")["created"], json!([]));
+    assert_eq!(env.writes(), writes, "nothing to repair, nothing written");
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_direction_mode_blocks_the_other_direction_and_applies_on_reload() {
+    let flows = copy_of_flows();
+    let env = Env::start(&flows).await;
+    let shared = env.share_referral(microsoft_referral("Modes", "dana@modes.example")).await;
+    let referral = text(&shared["id"]).to_string();
+    env.settle().await;
+    let opportunity = text(&env.opportunity_of_referral(&referral)["Id"]).to_string();
+
+    // Partner Center → Salesforce only: a seller's change is not sent.
+    change_sync_settings(&env, &flows, "directions: {opportunity: partner_center_to_salesforce}").await;
+    env.sf_update("Opportunity", &opportunity, json!({"Amount": 150000})).await;
+    let before = env.writes();
+    env.settle().await;
+    assert_eq!(env.writes().partner_center, before.partner_center, "no write to Partner Center");
+    assert_eq!(env.referral(&referral).await["details"]["dealValue"].as_f64(), Some(120000.0));
+    // ... while Partner Center's changes still arrive.
+    env.pc_edit(&referral, json!({"details": {"notes": "Arrives."}})).await;
+    env.settle().await;
+    assert_eq!(env.opportunity_of_referral(&referral)["Description"], "Arrives.");
+
+    // Salesforce → Partner Center only: Partner Center's change is not written.
+    change_sync_settings(&env, &flows, "directions: {opportunity: salesforce_to_partner_center}").await;
+    let before = env.writes();
+    env.pc_edit(&referral, json!({"details": {"notes": "Stays in Partner Center."}})).await;
+    env.settle().await;
+    assert_eq!(env.writes().salesforce, before.salesforce, "no write to Salesforce");
+    assert_eq!(env.opportunity_of_referral(&referral)["Description"], "Arrives.");
+    // ... and the reconciliation holds it back too.
+    let run = env.run_now("reconcile-referrals").await;
+    assert_eq!(run["summary"]["status"], "succeeded");
+    assert_eq!(env.writes().salesforce, before.salesforce, "the reconciliation wrote nothing either");
+
+    // Off: nothing either way.
+    change_sync_settings(&env, &flows, "directions: {opportunity: 'off'}").await;
+    let before = env.writes();
+    env.sf_update("Opportunity", &opportunity, json!({"Amount": 175000})).await;
+    env.pc_edit(&referral, json!({"details": {"dealValue": 99000}})).await;
+    env.settle().await;
+    let after = env.writes();
+    assert_eq!(after.partner_center, before.partner_center);
+    assert_eq!(after.salesforce, before.salesforce + 1, "only the seller's own edit");
+    env.assert_no_failed_runs().await;
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_by_the_integration_user_are_not_sent_back() {
+    let flows = copy_of_flows();
+    let env = Env::start(&flows).await;
+    let deal = share_from_salesforce(&env, "Guarded").await;
+    env.settle().await;
+    let referral =
+        text(&env.sf_record("Opportunity", &deal.opportunity)["Referral_Identifier__c"]).to_string();
+    assert!(!referral.is_empty());
+    // Every API call of the emulator is made as its one user: name it the integration user.
+    let user = env.sandbox.salesforce.user_id().to_string();
+    change_sync_settings(&env, &flows, &format!("integration_user: {user}")).await;
+    let before = env.writes();
+    let deal_value = env.referral(&referral).await["details"]["dealValue"].clone();
+    env.sf_update(
+        "Opportunity",
+        &deal.opportunity,
+        json!({"Amount": 310000, "Description": "Edited by the integration user."}),
+    )
+    .await;
+    env.settle().await;
+    assert_eq!(env.writes().partner_center, before.partner_center, "nothing sent back");
+    assert_eq!(env.referral(&referral).await["details"]["dealValue"], deal_value);
+    assert_ne!(deal_value.as_f64(), Some(310000.0));
+    env.assert_no_failed_runs().await;
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_edits_on_both_sides_resolve_by_the_field_policy_with_an_audit_entry() {
+    let flows = flows_with_sync_settings(
+        "own_write_grace_seconds: 1\nfields:\n  Amount: {partner_center: [/details/dealValue], conflict: partner_center_wins}\n  Description: {partner_center: [/details/notes]}\n",
+    );
+    let env = Env::start(&flows).await;
+    let shared = env.share_referral(microsoft_referral("Conflict", "dana@conflict.example")).await;
+    let referral = text(&shared["id"]).to_string();
+    env.settle().await;
+    let opportunity = text(&env.opportunity_of_referral(&referral)["Id"]).to_string();
+    // Neither change may travel before the reconciliation: no poll, no webhook.
+    env.client.post(format!("{}/api/flows/sf-opportunity-to-pc/disable", env.base)).send().await.unwrap();
+    let lost_rule = env.drop_webhooks();
+    env.pc_edit(&referral, json!({"details": {"dealValue": 111000, "notes": "Partner Center's notes."}}))
+        .await;
+    env.wait_for_fault(lost_rule, 1).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    env.sf_update(
+        "Opportunity",
+        &opportunity,
+        json!({"Amount": 222000, "Description": "Salesforce's notes."}),
+    )
+    .await;
+    env.settle_ignoring_deliveries().await;
+
+    let run = env.run_now("reconcile-referrals").await;
+    assert_eq!(run["summary"]["status"], "succeeded", "{:#}", run["record"]["error"]);
+    let conflicts = &action_outputs(&run, "Summary")["fixed"][0]["conflicts"];
+    assert_eq!(conflicts.as_array().map(Vec::len), Some(2), "{conflicts:#}");
+    // Amount: Partner Center wins by its policy although Salesforce changed last.
+    let synced = env.opportunity_of_referral(&referral);
+    assert_eq!(synced["Amount"], json!(111000.0));
+    // Description: the default, newest wins: Salesforce's notes reach Partner Center.
+    assert_eq!(synced["Description"], "Salesforce's notes.");
+    let pc = env.referral(&referral).await;
+    assert_eq!(pc["details"]["notes"], "Salesforce's notes.");
+    assert_eq!(pc["details"]["dealValue"].as_f64(), Some(111000.0));
+    let audit = text(&synced["Audit__c"]);
+    let last = audit.lines().last().unwrap();
+    assert!(last.contains("conflict on Amount (Partner Center 111000, Salesforce 222000): Partner Center wins by partner_center_wins"), "{audit}");
+    assert!(last.contains("conflict on Description (Partner Center Partner Center's notes., Salesforce Salesforce's notes.): Salesforce wins by newest_wins"), "{audit}");
+    env.stop().await;
+}
