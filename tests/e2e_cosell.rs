@@ -1121,3 +1121,79 @@ async fn simultaneous_edits_on_both_sides_resolve_by_the_field_policy_with_an_au
     assert!(last.contains("conflict on Description (Partner Center Partner Center's notes., Salesforce Salesforce's notes.): Salesforce wins by newest_wins"), "{audit}");
     env.stop().await;
 }
+
+/// The API calls of one reconciliation cycle over 1,000 changed referrals whose Opportunities
+/// are already in step: list calls only. Run with `--nocapture` to see the figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconciliation_of_a_thousand_referrals_in_step_makes_list_calls_only() {
+    let sandbox = sandbox::start(SandboxConfig::ephemeral()).await.unwrap();
+    let counters = count_requests(&sandbox.faults);
+    sandbox.faults.add_spec("GET /v1.0/engagements/referrals/*: latency delay=0ms").unwrap();
+    let reads = sandbox.faults.report().len() - 1;
+    let connections = sandbox.connections().unwrap();
+    let client = reqwest::Client::new();
+    let window_start = jiff::Timestamp::now();
+    let mut opportunities = Vec::new();
+    for i in 0..1000 {
+        let url = format!("{}/__sandbox/referrals", sandbox.partner_center_url);
+        let referral: Value = client
+            .post(url)
+            .json(&microsoft_referral(&format!("Customer{i}"), &format!("c{i}@example.com")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            (referral["status"].as_str(), referral["substatus"].as_str()),
+            (Some("New"), Some("Pending"))
+        );
+        opportunities.push(json!({
+            "attributes": {"type": "Opportunity"},
+            "Name": referral["name"], "StageName": "Prospecting", "CloseDate": "2026-12-31",
+            "Amount": 120000, "Description": referral["details"]["notes"],
+            "Referral_Identifier__c": referral["id"], "Sync_with_Partner_Center__c": true,
+            "Last_Sync_Date__c": jiff::Timestamp::now().to_string(),
+        }));
+    }
+    let http = HttpClient::new(reqwest::Client::new(), false);
+    let salesforce = connections.salesforce["salesforce"].clone();
+    for batch in opportunities.chunks(200) {
+        let inputs = json!({"records": batch});
+        let call = OperationCall { operation: "create_records", inputs: &inputs, http: &http };
+        Connector::call(salesforce.as_ref(), call).await.unwrap();
+    }
+    let count = |name: &str| sandbox.faults.report()[counters[name]].fired;
+    let calls = |names: &[&str]| names.iter().map(|n| count(n)).sum::<u64>();
+    let (pc_before, sf_before) = (calls(&["pc_api"]), calls(&["sf_api"]));
+    let (pc_writes, sf_writes) =
+        (calls(&["pc_create", "pc_patch", "pc_put"]), calls(&["sf_create", "sf_update", "sf_composite"]));
+
+    let flow = coflow::flow::load_file(&flows_dir().join("reconcile-referrals.yaml")).unwrap();
+    let mut options = RunOptions::new(false);
+    options.connections = connections.connections.clone();
+    options.flows = Some(Arc::new(engine::FlowFolder(flows_dir())));
+    let started = Instant::now();
+    let event = TriggerEvent::from_body(json!({"windowStartTime": window_start.to_string()}));
+    let run = engine::run(&flow, event, &options).await;
+    let took = started.elapsed();
+    assert!(run.succeeded(), "{:#?}", run.error);
+    let summary = run.actions["Summary"].outputs.clone().unwrap();
+    assert_eq!(summary["referrals_changed"], 1000);
+    assert_eq!(summary["opportunities_checked"], 1000);
+    assert_eq!((summary["fixed"].clone(), summary["created"].clone()), (json!([]), json!([])));
+    let pc_calls = calls(&["pc_api"]) - pc_before;
+    let sf_calls = calls(&["sf_api"]) - sf_before;
+    assert_eq!(sandbox.faults.report()[reads].fired, 0, "no referral read one by one");
+    assert_eq!(calls(&["pc_create", "pc_patch", "pc_put"]), pc_writes, "no write to Partner Center");
+    assert_eq!(calls(&["sf_create", "sf_update", "sf_composite"]), sf_writes, "no write to Salesforce");
+    // Partner Center lists 100 referrals a page; the changed Opportunities take one query and
+    // the referrals' Opportunities one per 200 ids.
+    assert_eq!(pc_calls, 10, "Partner Center list pages");
+    assert_eq!(sf_calls, 6, "Salesforce queries");
+    println!(
+        "reconciliation of 1,000 referrals in step: {pc_calls} Partner Center calls, {sf_calls} Salesforce calls, 0 writes, {took:.2?}"
+    );
+    sandbox.shutdown().await;
+}

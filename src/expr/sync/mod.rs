@@ -22,6 +22,9 @@
 //! - `audit_append(existing, entry)`: the Audit text with `entry` added, keeping the last
 //!   `max_entries` entries within `max_length` characters;
 //! - `index_by(list, 'key')`: an object of the list's items by their `key` property;
+//! - `pair_by({'opportunity': [list, 'Referral_Identifier__c'], 'referral': [list, 'id']})`:
+//!   the items of several lists matched by key, one `{"key", "opportunity", "referral"}` per
+//!   key (null where a list has none), in one pass however long the lists;
 //! - `sync_plan(referral, opportunity, referral_as_opportunity, opportunity_as_referral)`: what
 //!   to write on each side to bring a pair back in step (see [`plan`]).
 
@@ -44,7 +47,7 @@ pub const SETTINGS_FILE: &str = "settings/sync.yaml";
 
 /// The names this module provides.
 pub(crate) const NAMES: &[&str] =
-    &["sync_allows", "is_integration_user", "audit_append", "index_by", "sync_plan"];
+    &["sync_allows", "is_integration_user", "audit_append", "index_by", "pair_by", "sync_plan"];
 
 /// The synchronised objects a direction can be set for.
 #[derive(
@@ -383,6 +386,7 @@ pub(crate) fn register(env: &mut Environment<'static>) {
         Ok(settings.audit_append(&text(&to_json(&existing)), &text(&to_json(&entry))))
     });
     env.add_function("index_by", |list: JinjaValue, key: String| index_by(&to_json(&list), &key));
+    env.add_function("pair_by", |sides: JinjaValue| pair_by(&to_json(&sides)));
     env.add_function(
         "sync_plan",
         |state: &State,
@@ -421,6 +425,37 @@ fn index_by(list: &Value, key: &str) -> Result<JinjaValue, minijinja::Error> {
         }
     }
     Ok(from_json(&Value::Object(index)))
+}
+
+/// `pair_by({name: [list, 'key'], …})`: one object per key found in any list, with the key
+/// and each list's first item of that key under the list's name (null when it has none).
+fn pair_by(sides: &Value) -> Result<JinjaValue, minijinja::Error> {
+    let usage = "pair_by() takes an object of name: [list, 'key property'], e.g. {'opportunity': [opportunities, 'Referral_Identifier__c'], 'referral': [referrals, 'id']}";
+    let Value::Object(sides) = sides else { return Err(invalid(usage.into())) };
+    let mut pairs: IndexMap<String, serde_json::Map<String, Value>> = IndexMap::new();
+    for (name, side) in sides {
+        let (Some(Value::Array(items)), Some(Value::String(key))) = (side.get(0), side.get(1)) else {
+            return Err(invalid(format!("{usage}; '{name}' is not [list, 'key property']")));
+        };
+        for item in items {
+            let Some(k) = item.get(key).filter(|k| !k.is_null()) else { continue };
+            let pair = pairs.entry(text(k).into_owned()).or_default();
+            pair.entry(name.clone()).or_insert_with(|| item.clone());
+        }
+    }
+    let names: Vec<&String> = sides.keys().collect();
+    let list: Vec<Value> = pairs
+        .into_iter()
+        .map(|(key, mut found)| {
+            let mut pair = serde_json::Map::new();
+            pair.insert("key".into(), Value::String(key));
+            for name in &names {
+                pair.insert((*name).clone(), found.remove(*name).unwrap_or(Value::Null));
+            }
+            Value::Object(pair)
+        })
+        .collect();
+    Ok(from_json(&Value::Array(list)))
 }
 
 #[cfg(test)]
@@ -478,6 +513,24 @@ mod tests {
         let err =
             SyncSettings::parse("fields: {Amount: {partner_center: [details.dealValue]}}", Path::new("s"));
         assert!(err.unwrap_err().to_string().contains("/details/dealValue"));
+    }
+
+    #[test]
+    fn pair_by_matches_lists_by_key_with_nulls_for_the_missing_side() {
+        let sides = serde_json::json!({
+            "opportunity": [[{"Id": "o1", "Ref": "r1"}, {"Id": "o2", "Ref": "r2"}, {"Id": "o3"}], "Ref"],
+            "referral": [[{"id": "r2"}, {"id": "r3"}], "id"],
+        });
+        let pairs = to_json(&pair_by(&sides).unwrap());
+        assert_eq!(
+            pairs,
+            serde_json::json!([
+                {"key": "r1", "opportunity": {"Id": "o1", "Ref": "r1"}, "referral": null},
+                {"key": "r2", "opportunity": {"Id": "o2", "Ref": "r2"}, "referral": {"id": "r2"}},
+                {"key": "r3", "opportunity": null, "referral": {"id": "r3"}},
+            ])
+        );
+        assert!(pair_by(&serde_json::json!({"x": [1, "id"]})).is_err());
     }
 
     #[test]
