@@ -230,3 +230,40 @@ async fn the_command_exits_1_and_prints_the_missing_field() {
     sandbox.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `coflow sync status` reads both systems: an open referral no Opportunity carries and a
+/// synced Opportunity without a referral are pending, one whose last Audit line is a failure
+/// is failed; nothing is written.
+#[tokio::test]
+async fn sync_status_counts_pending_and_failed_records() {
+    let sandbox = start(&[]).await;
+    let connections = sandbox.connections().unwrap();
+    let url = format!("{}/__sandbox/referrals", sandbox.partner_center_url);
+    let referral = json!({"name": "Fabrikam - Sentinel", "customerProfile": {"name": "Fabrikam"},
+                          "details": {"dealValue": 1000, "currency": "USD"}});
+    let response = reqwest::Client::new().post(url).json(&referral).send().await.unwrap();
+    assert!(response.status().is_success());
+    let sf = connections.salesforce["salesforce"].clone();
+    let sending = HttpClient::new(reqwest::Client::new(), false);
+    for (name, audit) in
+        [("Waiting", ""), ("Refused", "2026-01-01T00:00:00Z ✘ Partner Center referral not created: 400")]
+    {
+        let inputs = json!({"sobject": "Opportunity", "record": {"Name": name, "StageName": "Prospecting",
+            "CloseDate": "2026-12-31", "Sync_with_Partner_Center__c": true, "Audit__c": audit}});
+        let call = OperationCall { operation: "create_record", inputs: &inputs, http: &sending };
+        Connector::call(sf.as_ref(), call).await.unwrap();
+    }
+    let status = coflow::cosell::status::sync_status(&flows_dir(), &connections, &http()).await.unwrap();
+    let opportunity = &status.objects[0];
+    assert_eq!(opportunity.object, "opportunity");
+    assert_eq!(opportunity.direction, "bidirectional");
+    assert_eq!(
+        (opportunity.in_sync, opportunity.pending, opportunity.failed, opportunity.drifted),
+        (0, 2, 1, 0)
+    );
+    assert!(opportunity.oldest_pending.is_some());
+    let text = status.to_text();
+    assert!(text.lines().nth(1).unwrap().starts_with("opportunity"), "{text}");
+    assert!(text.contains("lead") && text.contains("(not tracked)"), "{text}");
+    sandbox.shutdown().await;
+}

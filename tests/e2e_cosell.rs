@@ -965,6 +965,15 @@ async fn one_reconciliation_repairs_ten_referrals_whose_webhooks_were_all_lost()
         assert!(env.sf_records("Opportunity").iter().all(|o| o["Referral_Identifier__c"] != id.as_str()));
     }
     assert_eq!(env.opportunity_of_referral(&known[0])["Amount"], json!(120000.0), "the edit was lost");
+    let status = env.get("/api/sync/status").await;
+    let opportunity = &status["objects"][0];
+    assert_eq!(opportunity["object"], "opportunity");
+    assert_eq!(
+        [&opportunity["in_sync"], &opportunity["pending"], &opportunity["failed"], &opportunity["drifted"]],
+        [&json!(0), &json!(10), &json!(0), &json!(0)],
+        "{status:#}"
+    );
+    assert!(opportunity["oldest_pending"].is_string(), "{status:#}");
 
     let run = env.run_now("reconcile-referrals").await;
     assert_eq!(run["summary"]["status"], "succeeded", "{:#}", run["record"]["error"]);
@@ -995,6 +1004,9 @@ async fn one_reconciliation_repairs_ten_referrals_whose_webhooks_were_all_lost()
         let audit = text(&opportunity["Audit__c"]);
         assert!(audit.lines().count() <= 2 && audit.chars().count() <= 400, "{audit}");
     }
+    let status = env.get("/api/sync/status").await;
+    assert_eq!(status["objects"][0]["in_sync"], 10, "{status:#}");
+    assert_eq!(status["objects"][0]["pending"], 0, "{status:#}");
     // A second cycle finds nothing left to do.
     let writes = env.writes();
     let again = env.run_now("reconcile-referrals").await;

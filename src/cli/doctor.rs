@@ -1,5 +1,6 @@
 //! `coflow doctor`: checks the connected Salesforce org and Partner Center tenant against what
-//! the flows need, and exits 1 when something must be fixed first.
+//! the flows need, and exits 1 when something must be fixed first. `coflow sync status`, which
+//! reads the same two systems, lives here too.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -46,6 +47,23 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
     }
     Ok(if report.problems() == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `coflow sync status`: reads both systems and prints the counts per object.
+pub fn sync_status(flows: &Path, config: Option<&Path>, format: OutputFormat) -> anyhow::Result<ExitCode> {
+    let connections = load_connections(config)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    // Held back, not sent: the status only reads.
+    let http = HttpClient::new(reqwest::Client::new(), true);
+    let status = runtime.block_on(crate::cosell::status::sync_status(flows, &connections, &http))?;
+    match format {
+        OutputFormat::Text => print!("{}", status.to_text()),
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&status)?),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The connections of `path`, or of `./coflow.yaml` when no file is named and it exists.

@@ -184,6 +184,30 @@ pub enum Command {
     },
     /// Run the flows of a folder as a service: webhooks, schedules, polls, queue, history.
     Serve(serve::ServeArgs),
+    /// Sync controls: `coflow sync status` counts, per object, what is in step.
+    Sync {
+        /// What to do.
+        #[command(subcommand)]
+        action: SyncCommand,
+    },
+}
+
+/// `coflow sync` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Per object: in sync, pending, failed and drifted records, and the oldest pending change,
+    /// read off Salesforce and Partner Center (list calls only; nothing is written).
+    Status {
+        /// Folder of flow files (with `mappings/` and `settings/sync.yaml`).
+        #[arg(long, default_value = "flows")]
+        flows: PathBuf,
+        /// Connections file; defaults to `coflow.yaml` in the current folder when it exists.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+    },
 }
 
 /// `coflow runs` subcommands.
@@ -275,6 +299,9 @@ pub fn main() -> ExitCode {
             runs::run(&store, action, json)
         }
         Command::Serve(args) => serve::run(args),
+        Command::Sync { action: SyncCommand::Status { flows, config, format } } => {
+            doctor::sync_status(&flows, config.as_deref(), format)
+        }
     };
     match result {
         Ok(code) => code,

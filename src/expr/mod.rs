@@ -59,4 +59,11 @@ pub use template::{
     environment, eval_expression, function_names,
 };
 pub use timezones::windows_to_iana;
+
+/// Reads a timestamp the way the date functions do (ISO 8601 with any offset, Salesforce's
+/// `+0000` included, US dates); a time without a zone is taken as UTC.
+pub fn parse_timestamp(text: &str) -> Option<jiff::Timestamp> {
+    let stamp = datetime::parse(text)?;
+    stamp.dt.to_zoned_datetime(jiff::tz::TimeZone::UTC).ok().map(|zoned| zoned.timestamp())
+}
 pub use values::text;

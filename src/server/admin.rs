@@ -42,6 +42,9 @@ pub enum ApiError {
     /// The store failed.
     #[error("store error: {0}")]
     Store(#[from] StoreError),
+    /// A connected system could not be read.
+    #[error("{0}")]
+    Upstream(String),
 }
 
 impl IntoResponse for ApiError {
@@ -55,6 +58,7 @@ impl IntoResponse for ApiError {
                 StatusCode::BAD_REQUEST
             }
             ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
         };
         (status, Json(json!({"error": self.to_string()}))).into_response()
     }
@@ -76,6 +80,7 @@ pub fn routes() -> axum::Router<Arc<State>> {
         .route("/api/runs/{id}/cancel", post(cancel_run))
         .route("/api/events/rejected", get(list_rejected))
         .route("/api/queue", get(queue))
+        .route("/api/sync/status", get(sync_status))
         .route("/api/queue/dead/{id}/requeue", post(requeue_dead))
 }
 
@@ -251,6 +256,16 @@ async fn list_runs(AxumState(state): AxumState<Arc<State>>, Query(query): Query<
 
 fn run_id(text: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(text).map_err(|_| ApiError::BadRequest(format!("`{text}` is not a run id")))
+}
+
+/// `coflow sync status` over the service's own flows and connections.
+async fn sync_status(AxumState(state): AxumState<Arc<State>>) -> ApiResult {
+    // Held back, not sent: the status only reads.
+    let http = crate::connectors::HttpClient::new(reqwest::Client::new(), true);
+    let status = crate::cosell::status::sync_status(state.registry.dir(), &state.connections, &http)
+        .await
+        .map_err(|e| ApiError::Upstream(e.to_string()))?;
+    Ok(Json(serde_json::to_value(status).unwrap_or_default()))
 }
 
 async fn show_run(AxumState(state): AxumState<Arc<State>>, Path(id): Path<String>) -> ApiResult {

@@ -51,6 +51,10 @@ pub struct Plan {
     pub differing: Vec<String>,
     /// Differences not written because their direction is off.
     pub held_back: Vec<String>,
+    /// Partner Center changed the referral since the last sync.
+    pub partner_center_changed: bool,
+    /// Someone other than coflow changed the Opportunity since the last sync.
+    pub salesforce_changed: bool,
     /// One Audit entry describing the above; empty when in step.
     pub audit: String,
 }
@@ -74,7 +78,11 @@ pub struct Conflict {
 pub fn plan(settings: &SyncSettings, pair: &Pair) -> Plan {
     let facts = Facts::of(settings, pair);
     let direction = settings.direction(SyncObject::Opportunity);
-    let mut plan = Plan::default();
+    let mut plan = Plan {
+        partner_center_changed: facts.pc_changed,
+        salesforce_changed: facts.sf_changed,
+        ..Plan::default()
+    };
     let mut to_sf = Vec::new();
     let mut to_pc = Vec::new();
     for (field, sync) in &settings.fields {
