@@ -1752,3 +1752,96 @@ async fn a_resumed_run_reuses_calls_that_succeeded_before_and_makes_the_rest() {
     assert_eq!(action(&resumed, "first"), action(&first_time, "first"));
     assert_eq!(outputs(&resumed, "second")["body"], outputs(&first_time, "second")["body"]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// run_flow: child flows
+
+/// Flows by name, for `run_flow`.
+#[derive(Debug)]
+struct Flows(Vec<Arc<Flow>>);
+
+impl coflow::engine::FlowSource for Flows {
+    fn flow(&self, name: &str) -> Option<Arc<Flow>> {
+        self.0.iter().find(|f| f.name == name).cloned()
+    }
+}
+
+const GREETER: &str = r#"
+name: greeter
+trigger: {type: manual}
+actions:
+  Check:
+    type: if
+    condition: "{{ empty(triggerBody().who) }}"
+    then:
+      Refuse:
+        type: terminate
+        status: failed
+        code: NoName
+        message: nobody to greet
+  Answer:
+    type: response
+    status: 200
+    body: {greeting: "Hello, {{ triggerBody().who }}!"}
+"#;
+
+const CALLER: &str = r#"
+name: caller
+trigger: {type: manual}
+actions:
+  Greet:
+    type: run_flow
+    flow: greeter
+    body: {who: "{{ triggerBody().who }}"}
+  Use_it:
+    type: compose
+    inputs: "{{ body('Greet').greeting }}"
+"#;
+
+async fn run_with_flows(flow: &Flow, flows: Vec<Flow>, body: Value) -> Run {
+    let mut options = options();
+    options.flows = Some(Arc::new(Flows(flows.into_iter().map(Arc::new).collect())));
+    engine::run(flow, TriggerEvent::from_body(body), &options).await
+}
+
+#[tokio::test]
+async fn run_flow_runs_the_child_and_outputs_its_response() {
+    let run = run_with_flows(&load(CALLER), vec![load(GREETER)], json!({"who": "Ada"})).await;
+    assert_eq!(run.status, Status::Succeeded, "{:?}", run.error);
+    assert_eq!(outputs(&run, "Greet")["status"], json!("succeeded"));
+    assert_eq!(outputs(&run, "Greet")["body"], json!({"greeting": "Hello, Ada!"}));
+    assert!(outputs(&run, "Greet")["run"].as_str().is_some_and(|id| id != run.run_id));
+    assert_eq!(outputs(&run, "Use_it"), json!("Hello, Ada!"));
+}
+
+#[tokio::test]
+async fn run_flow_fails_with_the_child_error() {
+    let run = run_with_flows(&load(CALLER), vec![load(GREETER)], json!({"who": ""})).await;
+    assert_eq!(run.status, Status::Failed);
+    assert_eq!(error_code(&run, "Greet"), "ChildFlowFailed");
+    let message = &action(&run, "Greet").error.as_ref().unwrap().message;
+    assert!(message.contains("flow 'greeter' ended failed: nobody to greet"), "{message}");
+    assert_eq!(status(&run, "Use_it"), Status::Skipped);
+}
+
+#[tokio::test]
+async fn run_flow_names_a_missing_flow_and_stops_endless_nesting() {
+    let run = run_with_flows(&load(CALLER), vec![], json!({"who": "Ada"})).await;
+    assert_eq!(error_code(&run, "Greet"), "FlowNotFound");
+    let ping = "name: ping\ntrigger: {type: manual}\nactions:\n  Call:\n    type: run_flow\n    flow: pong\n";
+    let pong = "name: pong\ntrigger: {type: manual}\nactions:\n  Call:\n    type: run_flow\n    flow: ping\n";
+    let run = run_with_flows(&load(ping), vec![load(ping), load(pong)], Value::Null).await;
+    assert_eq!(run.status, Status::Failed);
+    let message = &action(&run, "Call").error.as_ref().unwrap().message;
+    assert!(message.contains("child flows are nested more than 8 deep"), "{message}");
+}
+
+#[test]
+fn a_flow_cannot_run_itself() {
+    let errors = coflow::flow::load_str(
+        "name: me\ntrigger: {type: manual}\nactions:\n  Again:\n    type: run_flow\n    flow: me\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(errors.contains("a flow cannot run itself"), "{errors}");
+}

@@ -411,6 +411,47 @@ async fn two_processes_fire_a_schedule_once_per_slot() {
     b.server.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_sliding_window_moves_on_only_after_a_run_succeeds() {
+    let ok = "name: window-ok\ntrigger: {type: recurrence, every: PT1S, window: true}\nactions:\n  A: {type: compose, inputs: ok}\n";
+    let failing = "name: window-fail\ntrigger: {type: recurrence, every: PT1S, window: true}\nactions:\n  Stop: {type: terminate, status: failed, code: Broken, message: always}\n";
+    let server = start(&[ok, failing], quick()).await;
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let windows = |flow: &'static str| {
+        let server = &server;
+        async move {
+            let mut found = Vec::new();
+            for run in server.runs_of(flow).await {
+                let detail = server.finished_run(run["id"].as_str().unwrap()).await;
+                let body = &detail["inputs"]["body"];
+                found.push((
+                    body["windowStartTime"].clone(),
+                    body["windowEndTime"].as_str().unwrap().to_string(),
+                ));
+            }
+            found.sort_by(|a, b| a.1.cmp(&b.1));
+            found
+        }
+    };
+    let ok = windows("window-ok").await;
+    assert!(ok.len() >= 3, "{ok:?}");
+    assert_eq!(ok[0].0, Value::Null, "the first window has no start");
+    // Each window starts where an earlier, succeeded one ended (the one just before, unless it
+    // had not finished when the next fired).
+    for (i, (start, _)) in ok.iter().enumerate().skip(1) {
+        let follows = ok[..i].iter().any(|(_, end)| json!(end) == *start);
+        assert!(follows || start.is_null(), "window {i} of {ok:?}");
+    }
+    assert!(ok.iter().filter(|(start, _)| !start.is_null()).count() >= 2, "the window moved on: {ok:?}");
+    let failing = windows("window-fail").await;
+    assert!(failing.len() >= 3, "{failing:?}");
+    assert!(
+        failing.iter().all(|(start, _)| start.is_null()),
+        "a failed run does not move the window: {failing:?}"
+    );
+    server.server.shutdown().await;
+}
+
 // ---- with the sandbox ------------------------------------------------------------------------
 
 const PC_HOOK: &str = r#"

@@ -236,7 +236,7 @@ fn resumed(exec: &Exec<'_>, action: &Action, frame: &Frame) -> Option<ActionResu
 /// How `body('x')` reads an action of this kind.
 pub(crate) fn body_of(kind: &ActionKind) -> BodyOf {
     match kind {
-        ActionKind::Http { .. } | ActionKind::Connector { .. } => BodyOf::Field,
+        ActionKind::Http { .. } | ActionKind::Connector { .. } | ActionKind::RunFlow { .. } => BodyOf::Field,
         _ => BodyOf::Outputs,
     }
 }

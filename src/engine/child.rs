@@ -1,9 +1,10 @@
 //! The `run_flow` action: another flow of the folder runs to its end inside this run, with the
 //! same connections, clock, dry-run flag and cancellation, and its own record.
 //!
-//! Its outputs are `{"run": id, "status": …, "body": the child's response body or null}`; it
-//! fails when the child run fails, with the child's error. Flows are found through
-//! [`super::RunOptions::flows`]: the server's registry, or the flow files of a folder.
+//! Its outputs are `{"run": id, "status": …, "body": the child's response body or null}`, and
+//! `body('x')` reads that response body, as for a call. It fails when the child run fails, with
+//! the child's error. Flows are found through [`super::RunOptions::flows`]: the server's
+//! registry, or the flow files of a folder. A manual flow answers with a `response` action.
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -786,12 +786,14 @@ impl<'d> Compiler<'d> {
             }
             ActionBody::Response(d) => {
                 self.not_in_loop(id, "response");
-                if !matches!(self.def.trigger, TriggerDef::Http(_)) {
+                // A manual flow answers the flow that runs it (`run_flow`), like Power Automate's
+                // "Respond to a PowerApp or flow".
+                if !matches!(self.def.trigger, TriggerDef::Http(_) | TriggerDef::Manual(_)) {
                     self.error(
                         "response_without_http",
                         def.type_name.span,
-                        format!("`response` needs an `http` trigger, but this flow's trigger is `{}`", self.def.trigger.type_name()),
-                        "only a flow started by an HTTP request has a caller to answer; remove the action or change the trigger",
+                        format!("`response` needs an `http` or `manual` trigger, but this flow's trigger is `{}`", self.def.trigger.type_name()),
+                        "only a flow started by an HTTP request or by another flow has a caller to answer; remove the action or change the trigger",
                     );
                 }
                 ActionKind::Response {
