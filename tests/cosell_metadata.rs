@@ -234,3 +234,25 @@ fn a_broken_metadata_file_is_named() {
     assert!(err.contains("has no <type>"), "{err}");
     let _ = std::fs::remove_dir_all(Path::new(&dir));
 }
+
+/// The Audit trail is trimmed to the length Salesforce declares for the field, so an append
+/// never fails with STRING_TOO_LONG.
+#[test]
+fn the_audit_limit_of_the_sync_settings_is_the_declared_length_of_the_field() {
+    let field = flows_dir()
+        .join("salesforce/force-app/main/default/objects/Opportunity/fields/Audit__c.field-meta.xml");
+    let xml = std::fs::read_to_string(field).unwrap();
+    let declared: usize = xml
+        .split("<length>")
+        .nth(1)
+        .and_then(|rest| rest.split("</length>").next())
+        .and_then(|n| n.trim().parse().ok())
+        .expect("Audit__c declares its length");
+    let settings = coflow::expr::SyncSettings::load_for(&flows_dir()).unwrap();
+    assert_eq!(settings.audit.max_length, declared);
+    assert_eq!(
+        coflow::expr::SyncSettings::default().audit.max_length,
+        declared,
+        "the default when the file is absent"
+    );
+}

@@ -594,6 +594,10 @@ impl Cx<'_> {
             "wait" => wait(&inputs),
             "terminate" => terminate(&inputs),
             "response" => response(&inputs),
+            "workflow" => Err(
+                "it calls another flow (child flow): import that flow too and call it with a `run_flow` action"
+                    .into(),
+            ),
             "http" => self.http_action(name, &inputs),
             "openapiconnection" => {
                 self.connector_action(name, connectors::open_api_action(&inputs, self.references), &inputs)
@@ -607,10 +611,6 @@ impl Cx<'_> {
                 let api = connectors::api_name(&inputs, self.references).unwrap_or_else(|| "http".into());
                 Err(format!("it waits for a callback (`{kind}` on `{api}`), which coflow actions cannot do"))
             }
-            "workflow" => Err(
-                "it calls another flow (child flow): import that flow too and call it with an `http` action"
-                    .into(),
-            ),
             "expression" => expression_action(def, &inputs),
             "" => Err("the action has no `type`".into()),
             _ => {

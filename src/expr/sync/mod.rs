@@ -6,7 +6,7 @@
 //!   opportunity: bidirectional #   partner_center_to_salesforce or off
 //!   lead: off
 //! integration_user: 005000000000001AAA   # its changes are never sent back
-//! audit: {max_entries: 20, max_length: 32768}
+//! audit: {max_entries: 20, max_length: 131072}
 //! conflicts: {default: newest_wins}
 //! fields:                      # Opportunity fields kept in step both ways
 //!   Amount: {partner_center: [/details/dealValue]}
@@ -161,9 +161,9 @@ fn default_max_entries() -> usize {
     50
 }
 
-/// `Audit__c` is a long text area of 32,768 characters in the SFDX metadata.
+/// `Audit__c` is a long text area of 131,072 characters in the SFDX metadata.
 fn default_max_length() -> usize {
-    32_768
+    131_072
 }
 
 /// Conflict policies: a default and exceptions per field.
