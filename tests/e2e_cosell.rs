@@ -899,6 +899,9 @@ impl Env {
         let started: Value = self
             .client
             .post(format!("{}/api/flows/{flow}/run", self.base))
+            // The reconciliation leaves referrals younger than a few minutes to the webhook;
+            // these scenarios are seconds long.
+            .json(&json!({"settle_minutes": 0}))
             .send()
             .await
             .unwrap()
