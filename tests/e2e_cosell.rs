@@ -1009,6 +1009,8 @@ async fn one_reconciliation_repairs_ten_referrals_whose_webhooks_were_all_lost()
     }
     let status = env.get("/api/sync/status").await;
     assert_eq!(status["objects"][0]["in_sync"], 10, "{status:#}");
+    let page = env.client.get(format!("{}/sync", env.base)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(r#"<span aria-hidden="true">✔</span> 10</span>"#), "{page}");
     assert_eq!(status["objects"][0]["pending"], 0, "{status:#}");
     // A second cycle finds nothing left to do.
     let writes = env.writes();

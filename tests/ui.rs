@@ -512,6 +512,18 @@ async fn with_a_token_visitors_sign_in_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_page_explains_what_is_missing_without_connections() {
+    let ui = Ui::open().await;
+    let page = ui.get("/sync").await.ok();
+    page.expect(&[
+        "Sync status",
+        "Cannot read the systems:",
+        "no salesforce connection",
+        r#"aria-current="page">Sync"#,
+    ]);
+}
+
+#[tokio::test]
 async fn sandbox_page_shows_both_systems_and_their_sync_state() {
     let ui = Ui::open().await;
     assert_eq!(ui.get("/sandbox").await.status, StatusCode::NOT_FOUND, "only with --sandbox");

@@ -6,7 +6,8 @@
 //! - [`runs`]: `/runs`, the filtered and paged run list;
 //! - [`run`]: `/runs/{id}` (picture coloured by status, every action's inputs, outputs and
 //!   attempts) and its resubmit and cancel forms;
-//! - [`sandbox`]: `/sandbox`, both emulators side by side with their sync state.
+//! - [`sandbox`]: `/sandbox`, both emulators side by side with their sync state;
+//! - [`sync`]: `/sync`, the sync status of each object, read from both systems.
 //!
 //! [`graph`] lays flows out as SVG. Templates and the CSS and JavaScript files are compiled into
 //! the binary: the UI makes no request outside this server.
@@ -21,6 +22,7 @@ pub mod run;
 pub mod runs;
 pub mod sandbox;
 pub mod status;
+pub mod sync;
 mod view;
 
 use std::sync::{Arc, OnceLock};
@@ -37,7 +39,7 @@ pub use access::{form_token, form_token_ok};
 pub use sandbox::SandboxView;
 
 /// The templates, by name.
-const TEMPLATES: [(&str, &str); 10] = [
+const TEMPLATES: [(&str, &str); 11] = [
     ("base.html", include_str!("templates/base.html")),
     ("macros.html", include_str!("templates/macros.html")),
     ("flows.html", include_str!("templates/flows.html")),
@@ -46,6 +48,7 @@ const TEMPLATES: [(&str, &str); 10] = [
     ("run.html", include_str!("templates/run.html")),
     ("confirm.html", include_str!("templates/confirm.html")),
     ("sandbox.html", include_str!("templates/sandbox.html")),
+    ("sync.html", include_str!("templates/sync.html")),
     ("login.html", include_str!("templates/login.html")),
     ("error.html", include_str!("templates/error.html")),
 ];
@@ -118,6 +121,7 @@ pub fn routes(state: Arc<State>) -> axum::Router<Arc<State>> {
         .route("/runs/{id}/resubmit", get(run::confirm_resubmit).post(run::resubmit))
         .route("/runs/{id}/cancel", get(run::confirm_cancel).post(run::cancel))
         .route("/sandbox", get(sandbox::show))
+        .route("/sync", get(sync::show))
         .layer(axum::middleware::from_fn_with_state(state, access::require_viewer));
     axum::Router::new()
         .merge(pages)
