@@ -181,6 +181,30 @@ async fn a_flow_without_a_response_gets_202_with_the_run_to_follow() {
 }
 
 #[tokio::test]
+async fn a_run_accepted_but_not_started_reads_as_queued() {
+    // No worker: the accepted event waits in the queue.
+    let server = start(&[RECORD], Settings { workers: 0, ..quick() }).await;
+    let response = server.post("/hooks/record", r#"{"n": 2}"#).await;
+    assert_eq!(response.status(), 202);
+    let body: Value = response.json().await.unwrap();
+    let run_id = body["run_id"].as_str().unwrap();
+    let run: Value = server
+        .client
+        .get(format!("{}/api/runs/{run_id}", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(run["summary"]["status"], "queued", "{run:#}");
+    assert_eq!(run["summary"]["flow"], "record");
+    let page = server.client.get(format!("{}/runs/{run_id}", server.base)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    server.server.shutdown().await;
+}
+
+#[tokio::test]
 async fn bad_input_gets_a_4xx_with_a_reason_and_is_kept_for_inspection() {
     let settings = Settings { max_body_bytes: 256, ..quick() };
     let server = start(&[ECHO, RECORD], settings).await;

@@ -270,7 +270,7 @@ async fn sync_status(AxumState(state): AxumState<Arc<State>>) -> ApiResult {
 
 async fn show_run(AxumState(state): AxumState<Arc<State>>, Path(id): Path<String>) -> ApiResult {
     let id = run_id(&id)?;
-    let run = state.store.get_run(id).await?.ok_or(ApiError::Store(StoreError::RunNotFound(id)))?;
+    let run = state.run_or_queued(id).await?.ok_or(ApiError::Store(StoreError::RunNotFound(id)))?;
     Ok(Json(serde_json::to_value(run).unwrap_or_default()))
 }
 

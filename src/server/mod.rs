@@ -163,6 +163,39 @@ impl State {
         self.disabled.read().unwrap_or_else(|poisoned| poisoned.into_inner()).contains(flow)
     }
 
+    /// A run from the history, or, for a run accepted but not started yet, its queued state:
+    /// the id a hook answers with is readable at once.
+    pub async fn run_or_queued(
+        &self,
+        id: uuid::Uuid,
+    ) -> crate::store::StoreResult<Option<crate::store::RunDetail>> {
+        if let Some(run) = self.store.get_run(id).await? {
+            return Ok(Some(run));
+        }
+        let Some(item) = self.store.get_work(id).await?.filter(|w| w.run_id.is_none_or(|r| r == id)) else {
+            return Ok(None);
+        };
+        let summary = crate::store::RunSummary {
+            id,
+            flow: item.flow,
+            status: crate::store::RunStatus::Queued,
+            event_id: item.event_id,
+            resubmit_of: None,
+            created_at: item.enqueued_at,
+            started_at: None,
+            ended_at: None,
+            error: None,
+        };
+        let detail = crate::store::RunDetail {
+            summary,
+            inputs: serde_json::Value::Null,
+            record: None,
+            actions: Vec::new(),
+            resubmits: Vec::new(),
+        };
+        Ok(Some(detail))
+    }
+
     /// Cancels a run: stops it if it executes here, else ends it in the store (a worker of
     /// another process notices at its next heartbeat and stops it there). `by` names who asked,
     /// for the run's error.

@@ -343,6 +343,16 @@ macro_rules! sql_store {
                     })
                 }
 
+                fn get_work(&self, id: Uuid) -> BoxFuture<'_, StoreResult<Option<WorkItem>>> {
+                    Box::pin(async move {
+                        let row = sqlx::query(sql::GET_WORK)
+                            .bind(id.to_string())
+                            .fetch_optional(self.read_pool())
+                            .await?;
+                        row.as_ref().map(work_item).transpose()
+                    })
+                }
+
                 fn requeue_dead(&self, id: Uuid) -> BoxFuture<'_, StoreResult<bool>> {
                     Box::pin(async move {
                         let now = self.now();

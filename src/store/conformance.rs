@@ -214,6 +214,9 @@ pub async fn queue_claims_oldest_due_first(h: Harness) {
         store.enqueue(w.clone()).await.unwrap();
     }
 
+    let queued = store.get_work(first.id).await.unwrap().expect("a queued item can be read");
+    assert_eq!((queued.flow.as_str(), queued.attempts), ("f", 0));
+    assert!(store.get_work(Uuid::now_v7()).await.unwrap().is_none());
     let a = store.claim("w1", MINUTE).await.unwrap().expect("an item is due");
     assert_eq!(a.item.id, first.id);
     assert_eq!(a.item.attempts, 1);
@@ -226,6 +229,7 @@ pub async fn queue_claims_oldest_due_first(h: Harness) {
     store.complete(a.token).await.unwrap();
     assert!(matches!(store.complete(a.token).await, Err(StoreError::LeaseLost(id)) if id == first.id));
     store.complete(b.token).await.unwrap();
+    assert!(store.get_work(first.id).await.unwrap().is_none(), "a completed item leaves the queue");
 
     h.clock.advance(10 * MINUTE);
     let c = store.claim("w1", MINUTE).await.unwrap().expect("the delayed item is due now");

@@ -690,6 +690,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Dead-lettered items, oldest first.
     fn list_dead(&self, limit: u32) -> BoxFuture<'_, StoreResult<Vec<WorkItem>>>;
 
+    /// A work item still in the queue (ready, leased or dead), by id.
+    fn get_work(&self, id: Uuid) -> BoxFuture<'_, StoreResult<Option<WorkItem>>>;
+
     /// Makes a dead-lettered item claimable again with a fresh attempt budget; false if no such
     /// dead item.
     fn requeue_dead(&self, id: Uuid) -> BoxFuture<'_, StoreResult<bool>>;

@@ -117,6 +117,10 @@ pub(crate) const RELEASE_WORK: &str = "UPDATE queue
 pub(crate) const QUEUE_STATS: &str =
     "SELECT state, COUNT(*) AS n, MIN(enqueued_at) AS oldest FROM queue GROUP BY state";
 
+pub(crate) const GET_WORK: &str =
+    "SELECT id, flow, event_id, run_id, payload, attempts, max_attempts, enqueued_at, last_error
+     FROM queue WHERE id = $1";
+
 pub(crate) const LIST_DEAD: &str =
     "SELECT id, flow, event_id, run_id, payload, attempts, max_attempts, enqueued_at, last_error
      FROM queue WHERE state = 'dead' ORDER BY seq LIMIT $1";

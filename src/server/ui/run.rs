@@ -31,8 +31,7 @@ fn run_id(text: &str) -> Result<Uuid, UiError> {
 
 async fn load(state: &State, id: Uuid) -> Result<RunDetail, UiError> {
     state
-        .store
-        .get_run(id)
+        .run_or_queued(id)
         .await?
         .ok_or_else(|| UiError::NotFound(format!("run {id} is not in the history (it may have been purged)")))
 }
