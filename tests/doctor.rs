@@ -233,7 +233,8 @@ async fn the_command_exits_1_and_prints_the_missing_field() {
 
 /// `coflow sync status` reads both systems: an open referral no Opportunity carries and a
 /// synced Opportunity without a referral are pending, one whose last Audit line is a failure
-/// is failed; nothing is written.
+/// is failed; a Microsoft Solution waiting for its Opportunity's referral is pending; nothing
+/// is written.
 #[tokio::test]
 async fn sync_status_counts_pending_and_failed_records() {
     let sandbox = start(&[]).await;
@@ -245,14 +246,21 @@ async fn sync_status_counts_pending_and_failed_records() {
     assert!(response.status().is_success());
     let sf = connections.salesforce["salesforce"].clone();
     let sending = HttpClient::new(reqwest::Client::new(), false);
+    let mut created = Vec::new();
     for (name, audit) in
         [("Waiting", ""), ("Refused", "2026-01-01T00:00:00Z ✘ Partner Center referral not created: 400")]
     {
         let inputs = json!({"sobject": "Opportunity", "record": {"Name": name, "StageName": "Prospecting",
             "CloseDate": "2026-12-31", "Sync_with_Partner_Center__c": true, "Audit__c": audit}});
         let call = OperationCall { operation: "create_record", inputs: &inputs, http: &sending };
-        Connector::call(sf.as_ref(), call).await.unwrap();
+        created
+            .push(Connector::call(sf.as_ref(), call).await.unwrap().body["id"].as_str().unwrap().to_string());
     }
+    // A Microsoft Solution of the Opportunity that has no referral yet waits with it.
+    let inputs = json!({"sobject": "Microsoft_Solution__c", "record": {"Name": "Sentinel",
+        "Opportunity__c": created[0], "Solution_Id__c": "sol-1", "Sync_with_Partner_Center__c": true}});
+    let call = OperationCall { operation: "create_record", inputs: &inputs, http: &sending };
+    Connector::call(sf.as_ref(), call).await.unwrap();
     let status = coflow::cosell::status::sync_status(&flows_dir(), &connections, &http()).await.unwrap();
     let opportunity = &status.objects[0];
     assert_eq!(opportunity.object, "opportunity");
@@ -262,6 +270,9 @@ async fn sync_status_counts_pending_and_failed_records() {
         (0, 2, 1, 0)
     );
     assert!(opportunity.oldest_pending.is_some());
+    let solution = &status.objects[2];
+    assert_eq!(solution.object, "microsoft_solution");
+    assert_eq!((solution.in_sync, solution.pending, solution.failed, solution.drifted), (0, 1, 0, 0));
     let text = status.to_text();
     assert!(text.lines().nth(1).unwrap().starts_with("opportunity"), "{text}");
     assert!(text.contains("lead") && text.contains("(not tracked)"), "{text}");

@@ -9,9 +9,11 @@
 //!   referral no longer exists: only the reconciliation or a person fixes those;
 //! - **in sync**: the rest.
 //!
-//! Open referrals no Opportunity carries count as pending. The oldest pending change is the
-//! earliest modification time among the pending records. Leads and Microsoft Solutions are
-//! shown with their direction; their counts are not tracked.
+//! Open referrals no Opportunity carries count as pending. A Microsoft Solution with Sync = Yes
+//! is in sync when its referral lists it, pending when it changed after its Opportunity's Last
+//! Sync Date (or the Opportunity has no referral yet), failed with its Opportunity, drifted
+//! otherwise. The oldest pending change is the earliest modification time among the pending
+//! records. Leads are shared once, not kept in step: they are shown with their direction only.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -31,6 +33,10 @@ const OPPORTUNITY_SOQL: &str = "SELECT Id, Name, StageName, CloseDate, Amount, D
      How_can_Microsoft_help__c, Products__c, Sync_with_Partner_Center__c, Referral_Identifier__c, \
      Audit__c, Last_Sync_Date__c, LastModifiedDate, LastModifiedById \
      FROM Opportunity WHERE Sync_with_Partner_Center__c = true";
+
+/// The Microsoft Solutions marked for sync.
+const SOLUTION_SOQL: &str = "SELECT Id, Name, Solution_Id__c, Opportunity__c, LastModifiedDate, \
+     LastModifiedById FROM Microsoft_Solution__c WHERE Sync_with_Partner_Center__c = true";
 
 /// The state of one synchronised object.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -102,6 +108,12 @@ pub async fn sync_status(
     )
     .await?
     .body;
+    let inputs = json!({"soql": SOLUTION_SOQL});
+    let solutions =
+        Connector::call(salesforce.as_ref(), OperationCall { operation: "query", inputs: &inputs, http })
+            .await?
+            .body;
+    let solutions = solutions["records"].as_array().cloned().unwrap_or_default();
     let opportunities = found["records"].as_array().cloned().unwrap_or_default();
     let referrals = listed["value"].as_array().cloned().unwrap_or_default();
     let mappings = Mappings::load_dir(&flows_dir.join("mappings"))?;
@@ -119,15 +131,13 @@ pub async fn sync_status(
         &referrals,
         (&mapping("referral_to_opportunity")?, &mapping("opportunity_to_referral")?),
     )?;
-    let mut objects = vec![counts];
-    for (name, object) in SyncObject::ALL.iter().skip(1) {
-        objects.push(ObjectStatus {
-            object: name.to_string(),
-            direction: direction_name(settings.direction(*object)),
-            ..ObjectStatus::default()
-        });
-    }
-    Ok(SyncStatus { objects })
+    let solutions = count_solutions(&settings, &solutions, &opportunities, &referrals);
+    let lead = ObjectStatus {
+        object: "lead".into(),
+        direction: direction_name(settings.direction(SyncObject::Lead)),
+        ..ObjectStatus::default()
+    };
+    Ok(SyncStatus { objects: vec![counts, lead, solutions] })
 }
 
 fn count_opportunities(
@@ -200,6 +210,66 @@ fn count_opportunities(
         .min_by_key(|(at, _)| *at)
         .map(|(at, _)| at.to_string());
     Ok(status)
+}
+
+fn count_solutions(
+    settings: &SyncSettings,
+    solutions: &[Value],
+    opportunities: &[Value],
+    referrals: &[Value],
+) -> ObjectStatus {
+    let mut status = ObjectStatus {
+        object: "microsoft_solution".into(),
+        direction: direction_name(settings.direction(SyncObject::MicrosoftSolution)),
+        tracked: true,
+        ..ObjectStatus::default()
+    };
+    let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
+    let opportunity_of: HashMap<String, &Value> = opportunities.iter().map(|o| (text(o, "Id"), o)).collect();
+    let referral_of: HashMap<String, &Value> = referrals.iter().map(|r| (text(r, "id"), r)).collect();
+    let grace = jiff::SignedDuration::from_secs(i64::from(settings.own_write_grace_seconds));
+    let mut pending_since: Vec<jiff::Timestamp> = Vec::new();
+    for solution in solutions {
+        let modified = crate::expr::parse_timestamp(&text(solution, "LastModifiedDate"));
+        // Only Opportunities with Sync = Yes are read; a 15-character id names the same record.
+        let parent = opportunity_of
+            .iter()
+            .find(|(id, _)| !id.is_empty() && id.get(..15) == text(solution, "Opportunity__c").get(..15))
+            .map(|(_, o)| *o);
+        let referral = parent.and_then(|o| referral_of.get(&text(o, "Referral_Identifier__c")));
+        let (Some(parent), Some(referral)) = (parent, referral) else {
+            status.pending += 1;
+            pending_since.extend(modified);
+            continue;
+        };
+        if text(parent, "Audit__c").lines().last().is_some_and(|line| line.contains('✘')) {
+            status.failed += 1;
+            continue;
+        }
+        let id = Some(text(solution, "Solution_Id__c"))
+            .filter(|i| !i.is_empty())
+            .unwrap_or(text(solution, "Name"));
+        let listed = referral
+            .pointer("/details/requirements/solutions")
+            .and_then(Value::as_array)
+            .is_some_and(|listed| listed.iter().any(|s| s.get("id").and_then(Value::as_str) == Some(&id)));
+        let synced = crate::expr::parse_timestamp(&text(parent, "Last_Sync_Date__c"));
+        let by_us = settings.is_integration_user(&text(solution, "LastModifiedById"));
+        let changed = match (synced, modified) {
+            (Some(synced), Some(modified)) => synced.checked_add(grace).is_ok_and(|end| modified > end),
+            _ => true,
+        };
+        if listed {
+            status.in_sync += 1;
+        } else if changed && !by_us {
+            status.pending += 1;
+            pending_since.extend(modified);
+        } else {
+            status.drifted += 1;
+        }
+    }
+    status.oldest_pending = pending_since.into_iter().min().map(|at| at.to_string());
+    status
 }
 
 fn direction_name(direction: Direction) -> String {
