@@ -228,6 +228,8 @@ struct Compiler<'d> {
     by_name: HashMap<&'d str, usize>,
     variables: HashMap<&'d str, (ValueType, &'d str)>,
     before: HashMap<usize, Vec<bool>>,
+    /// Per block, what runs before each action; `None` where `run_after` has a cycle.
+    ancestors: HashMap<usize, Option<Ancestors>>,
 }
 
 impl<'d> Compiler<'d> {
@@ -241,6 +243,7 @@ impl<'d> Compiler<'d> {
             by_name: HashMap::new(),
             variables: HashMap::new(),
             before: HashMap::new(),
+            ancestors: HashMap::new(),
         };
         c.check_flow_keys();
         let root_block = c.index_block(&def.actions, None, 0);
@@ -577,7 +580,20 @@ impl<'d> Compiler<'d> {
 
     // ---- ordering of references --------------------------------------------------------------
 
-    /// Positions (in the action's block) of the actions that finish before it starts.
+    /// Whether the action at `index` in the block of action `id` finishes before `id` starts.
+    fn runs_before(&mut self, id: usize, index: usize) -> bool {
+        let info = &self.actions[id];
+        let (block, position) = (info.block, info.index);
+        let ancestors =
+            self.ancestors.entry(block).or_insert_with(|| Ancestors::new(&self.blocks[block].preds));
+        if let Some(ancestors) = ancestors {
+            return ancestors.contains(position, index);
+        }
+        self.predecessors(id)[index]
+    }
+
+    /// Positions (in the action's block) of the actions that finish before it starts, found by
+    /// walking `run_after`; used for blocks with a cycle, where [`Ancestors`] does not apply.
     fn predecessors(&mut self, id: usize) -> &Vec<bool> {
         if !self.before.contains_key(&id) {
             let info = &self.actions[id];
@@ -613,7 +629,7 @@ impl<'d> Compiler<'d> {
             let block = self.actions[a].block;
             let Some(&t) = targets.iter().find(|&&t| self.actions[t].block == block) else { continue };
             let index = self.actions[t].index;
-            if t != a && self.predecessors(a)[index] {
+            if t != a && self.runs_before(a, index) {
                 return true;
             }
         }
@@ -1152,6 +1168,57 @@ fn case_value(key: &Node) -> Value {
     }
 }
 
+/// For each position of an acyclic block, the set of positions that finish before it starts
+/// (its predecessors through `run_after`, transitively), one bit per position.
+struct Ancestors {
+    /// 64-bit words per set.
+    words: usize,
+    /// The sets, one after the other, in position order.
+    bits: Vec<u64>,
+}
+
+impl Ancestors {
+    /// The sets of a block whose positions have the predecessors `preds`; `None` when
+    /// `run_after` forms a cycle.
+    fn new(preds: &[Vec<(usize, StatusSet)>]) -> Option<Self> {
+        let n = preds.len();
+        let words = n.div_ceil(64);
+        // Kahn's algorithm: a position is done once all of its predecessors are.
+        let mut waiting: Vec<usize> = preds.iter().map(Vec::len).collect();
+        let mut successors: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (position, list) in preds.iter().enumerate() {
+            for &(p, _) in list {
+                successors[p].push(position);
+            }
+        }
+        let mut ready: Vec<usize> = (0..n).filter(|&p| waiting[p] == 0).collect();
+        let mut bits = vec![0u64; n * words];
+        let mut done = 0;
+        while let Some(position) = ready.pop() {
+            done += 1;
+            for &(p, _) in &preds[position] {
+                let (from, to) = (p * words, position * words);
+                for w in 0..words {
+                    bits[to + w] |= bits[from + w];
+                }
+                bits[to + p / 64] |= 1 << (p % 64);
+            }
+            for &next in &successors[position] {
+                waiting[next] -= 1;
+                if waiting[next] == 0 {
+                    ready.push(next);
+                }
+            }
+        }
+        (done == n).then_some(Ancestors { words, bits })
+    }
+
+    /// Whether `other` finishes before `position` starts.
+    fn contains(&self, position: usize, other: usize) -> bool {
+        self.bits[position * self.words + other / 64] & (1 << (other % 64)) != 0
+    }
+}
+
 /// A path `first → … → first` through the members of one strongly connected component.
 fn cycle_path(preds: &[Vec<(usize, StatusSet)>], first: usize, members: &[usize]) -> Vec<usize> {
     // Walk predecessor edges backwards from `first` until it comes round again.
@@ -1197,6 +1264,30 @@ mod tests {
         assert!(matches!(parse_duration("5 minutes"), Err(DurationError::Syntax(_))));
         assert!(matches!(parse_duration("P1M"), Err(DurationError::Calendar(_))));
         assert!(matches!(parse_duration("-PT1S"), Err(DurationError::Negative(_))));
+    }
+
+    #[test]
+    fn ancestors_follow_run_after_transitively() {
+        // 1 and 2 run after 0, 3 after 2, 4 after 1 and 3; 5 runs after nothing.
+        let s = StatusSet::SUCCEEDED;
+        let preds = vec![vec![], vec![(0, s)], vec![(0, s)], vec![(2, s)], vec![(1, s), (3, s)], vec![]];
+        let Some(ancestors) = Ancestors::new(&preds) else { panic!("the block has no cycle") };
+        let before = |p: usize| (0..preds.len()).filter(|&o| ancestors.contains(p, o)).collect::<Vec<_>>();
+        assert_eq!(before(0), Vec::<usize>::new());
+        assert_eq!(before(3), vec![0, 2]);
+        assert_eq!(before(4), vec![0, 1, 2, 3]);
+        assert_eq!(before(5), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn ancestors_span_more_than_one_word_and_refuse_cycles() {
+        let s = StatusSet::SUCCEEDED;
+        let chain: Vec<Vec<(usize, StatusSet)>> =
+            (0..130).map(|p| if p == 0 { vec![] } else { vec![(p - 1, s)] }).collect();
+        let Some(ancestors) = Ancestors::new(&chain) else { panic!("a chain has no cycle") };
+        assert!(ancestors.contains(129, 0) && ancestors.contains(129, 64) && ancestors.contains(100, 99));
+        assert!(!ancestors.contains(64, 64) && !ancestors.contains(64, 65));
+        assert!(Ancestors::new(&[vec![(1, s)], vec![(0, s)]]).is_none());
     }
 
     #[test]

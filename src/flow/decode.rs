@@ -4,6 +4,7 @@
 //! an unknown key (with a did-you-mean from the keys of that very type), what was required and
 //! absent is a missing key. Decoding goes on after a problem so that one file reports all of them.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use indexmap::IndexMap;
@@ -107,7 +108,7 @@ struct Fields<'n> {
     what: String,
     type_name: Option<String>,
     anchor: Span,
-    entries: Vec<(String, &'n Node, &'n Node)>,
+    entries: Vec<(Cow<'n, str>, &'n Node, &'n Node)>,
     used: Vec<bool>,
     known: Vec<&'static str>,
     missing: Vec<&'static str>,
@@ -120,7 +121,7 @@ impl<'n> Fields<'n> {
         let entries = match &node.value {
             NodeValue::Null => Vec::new(),
             NodeValue::Map(entries) => {
-                entries.iter().filter_map(|(k, v)| Some((k.key_text()?, k, v))).collect::<Vec<_>>()
+                entries.iter().filter_map(|(k, v)| Some((k.key_str()?, k, v))).collect::<Vec<_>>()
             }
             _ => {
                 cx.push(
@@ -174,7 +175,7 @@ impl<'n> Fields<'n> {
         for (index, (key, _, value)) in self.entries.iter().enumerate() {
             if !self.used[index] {
                 self.used[index] = true;
-                rest.insert(key.clone(), (*value).clone());
+                rest.insert(key.to_string(), (*value).clone());
             }
         }
         rest

@@ -4,6 +4,7 @@
 //! need both the line and column of every node and all problems of a file, so flow text is read
 //! into this tree first and decoded from it.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use saphyr_parser::{Event, Marker, Parser, ScalarStyle};
@@ -95,11 +96,17 @@ impl Node {
 
     /// The text of a scalar used as a mapping key (`1:` and `true:` are keys too).
     pub fn key_text(&self) -> Option<String> {
+        self.key_str().map(Cow::into_owned)
+    }
+
+    /// Like [`Node::key_text`], borrowing the text of a string key instead of copying it.
+    pub fn key_str(&self) -> Option<Cow<'_, str>> {
         match &self.value {
-            NodeValue::String(s) => Some(s.clone()),
-            NodeValue::Number(n) => Some(n.to_string()),
-            NodeValue::Bool(b) => Some(b.to_string()),
-            NodeValue::Null => Some("null".into()),
+            NodeValue::String(s) => Some(Cow::Borrowed(s)),
+            NodeValue::Number(n) => Some(Cow::Owned(n.to_string())),
+            NodeValue::Bool(true) => Some(Cow::Borrowed("true")),
+            NodeValue::Bool(false) => Some(Cow::Borrowed("false")),
+            NodeValue::Null => Some(Cow::Borrowed("null")),
             NodeValue::Seq(_) | NodeValue::Map(_) => None,
         }
     }
@@ -307,8 +314,11 @@ impl Builder {
     }
 }
 
-/// Adds one entry; `lines` maps each key already in the map to its line, so duplicates are
-/// found without rescanning the map.
+/// Maps with fewer entries than this find duplicate keys by scanning; bigger ones keep an index.
+const SCANNED_MAP_LEN: usize = 16;
+
+/// Adds one entry, reporting a key the map already has. `lines` indexes the keys of a big map
+/// (text to line), so duplicates are found without rescanning it; it is empty for small maps.
 fn add_entry(
     entries: &mut Vec<(Node, Node)>,
     lines: &mut HashMap<String, usize>,
@@ -316,7 +326,7 @@ fn add_entry(
     value: Node,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
-    let Some(text) = key.key_text() else {
+    let Some(text) = key.key_str() else {
         diagnostics.push(Diagnostic::error(
             "yaml_key",
             key.span,
@@ -324,14 +334,28 @@ fn add_entry(
         ));
         return;
     };
-    if let Some(first_line) = lines.get(&text) {
+    let first_line = if entries.len() < SCANNED_MAP_LEN {
+        entries.iter().find(|(k, _)| k.key_str().as_deref() == Some(&*text)).map(|(k, _)| k.span.line)
+    } else {
+        if lines.is_empty() {
+            for (k, _) in entries.iter() {
+                if let Some(t) = k.key_text() {
+                    lines.entry(t).or_insert(k.span.line);
+                }
+            }
+        }
+        lines.get(&*text).copied()
+    };
+    if let Some(first_line) = first_line {
         diagnostics.push(
             Diagnostic::error("duplicate_key", key.span, format!("duplicate key `{text}`"))
                 .with_hint(format!("`{text}` is already set at line {first_line}; keep one of them")),
         );
         return;
     }
-    lines.insert(text, key.span.line);
+    if entries.len() >= SCANNED_MAP_LEN {
+        lines.insert(text.into_owned(), key.span.line);
+    }
     entries.push((key, value));
 }
 
@@ -426,6 +450,18 @@ mod tests {
         assert_eq!(diagnostics.len(), 1);
         assert_eq!(diagnostics[0].line, 2);
         assert_eq!(node.map(|n| n.to_json()), Some(serde_json::json!({"a": 1})));
+    }
+
+    #[test]
+    fn reports_duplicate_keys_in_big_maps() {
+        let mut text: String = (0..40).map(|i| format!("k{i}: {i}\n")).collect();
+        text.push_str("k3: again\nk39: again\n");
+        let mut diagnostics = Vec::new();
+        let node = parse(&text, &mut diagnostics);
+        let lines: Vec<usize> = diagnostics.iter().map(|d| d.line).collect();
+        assert_eq!(lines, [41, 42]);
+        assert!(diagnostics[0].hint.as_deref().is_some_and(|h| h.contains("line 4")), "{diagnostics:?}");
+        assert_eq!(node.and_then(|n| n.as_map().map(<[_]>::len)), Some(40));
     }
 
     #[test]
