@@ -23,8 +23,10 @@ use std::sync::Arc;
 use minijinja::value::{Object, Value as JinjaValue};
 use serde_json::{Map, Value};
 
-use super::template::{ExprError, Scope, Template, compile, context, context_with_handle};
-use super::values::from_json;
+use super::json_view::JsonView;
+use super::references::{Reads, property_path, reads_of};
+use super::template::{ExprError, Part, Scope, Template, compile, context, context_with_handle};
+use super::values::{from_json, from_json_owned, text};
 
 /// The current mapping is passed in the render context under this name, for `lookup()`.
 pub(crate) const MAPPING_KEY: &str = "__mapping";
@@ -46,6 +48,9 @@ pub struct Mapping {
     pub path: Option<PathBuf>,
     fields: Vec<Field>,
     lookups: BTreeMap<String, BTreeMap<String, Value>>,
+    /// What the fields that are not read directly (see [`Direct`]) read of `source`: the rest
+    /// of the source is not handed to the template engine for them.
+    engine_reads: Reads,
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +59,66 @@ struct Field {
     template: Template,
     /// Written as a literal `null`: kept in the output (see the module documentation).
     explicit_null: bool,
+    /// Set when the field is only `source` property paths, e.g. `{{ source.a.b }}`.
+    direct: Option<Direct>,
+}
+
+/// A field made of `source` property paths, read from the source JSON without the template
+/// engine. When a property along a path is missing, the field is rendered by the engine after
+/// all, so that the error is the engine's.
+#[derive(Debug, Clone)]
+enum Direct {
+    /// `{{ source.a.b }}`: the value itself, whatever its type.
+    Value(Vec<String>),
+    /// Text around paths, e.g. `Referral {{ source.id }}`.
+    Text(Vec<Piece>),
+}
+
+/// One piece of a [`Direct::Text`].
+#[derive(Debug, Clone)]
+enum Piece {
+    Text(String),
+    Path(Vec<String>),
+}
+
+impl Direct {
+    /// How `template` can be read directly, if it can.
+    fn of(template: &Template) -> Option<Direct> {
+        match template {
+            Template::Expr(compiled) => property_path(compiled, "source").map(Direct::Value),
+            Template::Text(parts) => parts
+                .iter()
+                .map(|part| match part {
+                    Part::Text(t) => Some(Piece::Text(t.clone())),
+                    Part::Expr(compiled) => property_path(compiled, "source").map(Piece::Path),
+                })
+                .collect::<Option<_>>()
+                .map(Direct::Text),
+            _ => None,
+        }
+    }
+
+    /// The field's value over `source`; `None` when a property along a path is missing.
+    fn read(&self, source: &Value) -> Option<Value> {
+        match self {
+            Direct::Value(path) => follow(source, path).cloned(),
+            Direct::Text(pieces) => {
+                let mut out = String::new();
+                for piece in pieces {
+                    match piece {
+                        Piece::Text(t) => out.push_str(t),
+                        Piece::Path(path) => out.push_str(&text(follow(source, path)?)),
+                    }
+                }
+                Some(Value::String(out))
+            }
+        }
+    }
+}
+
+/// The value at `path` (property names) inside `value`, if every property is there.
+fn follow<'v>(value: &'v Value, path: &[String]) -> Option<&'v Value> {
+    path.iter().try_fold(value, |current, name| current.as_object()?.get(name))
 }
 
 /// A mapping file that cannot be loaded or applied.
@@ -205,7 +270,12 @@ impl Mapping {
                 field: field.to_string(),
                 source,
             })?;
-            fields.push(Field { name: field.to_string(), template, explicit_null: json.is_null() });
+            let direct = Direct::of(&template);
+            fields.push(Field { name: field.to_string(), template, explicit_null: json.is_null(), direct });
+        }
+        let mut engine_reads = Reads::default();
+        for field in fields.iter().filter(|f| f.direct.is_none()) {
+            reads_of(&field.template, "source", &mut engine_reads);
         }
         Ok(Mapping {
             target: file.target,
@@ -213,6 +283,7 @@ impl Mapping {
             path: Some(path.to_path_buf()),
             fields,
             lookups: file.lookups,
+            engine_reads,
         })
     }
 
@@ -241,11 +312,15 @@ impl Mapping {
         source: &Value,
         scope: Option<&Arc<dyn Scope>>,
     ) -> Result<Value, ExprError> {
-        let extra = [
-            ("source", from_json(source)),
-            (MAPPING_KEY, JinjaValue::from_object(MappingHandle(self.clone()))),
-        ];
-        self.render_fields(&context(scope.cloned(), &extra))
+        self.render_fields(Some(source), |whole| {
+            // Fields read directly fall back to the engine only when a property is missing,
+            // and then see the whole source, as every field did before direct reads.
+            let source =
+                if whole { from_json(source) } else { from_json_owned(self.engine_reads.keep(source)) };
+            let extra =
+                [("source", source), (MAPPING_KEY, JinjaValue::from_object(MappingHandle(self.clone())))];
+            context(scope.cloned(), &extra)
+        })
     }
 
     /// Applies the mapping inside a render already in progress (the `mapping()` function).
@@ -254,17 +329,42 @@ impl Mapping {
         source: JinjaValue,
         scope: Option<JinjaValue>,
     ) -> Result<Value, ExprError> {
-        let extra = [("source", source), (MAPPING_KEY, JinjaValue::from_object(MappingHandle(self.clone())))];
-        self.render_fields(&context_with_handle(scope, &extra))
+        let json = source.downcast_object_ref::<JsonView>().map(|view| view.json());
+        self.render_fields(json, |_| {
+            let extra = [
+                ("source", source.clone()),
+                (MAPPING_KEY, JinjaValue::from_object(MappingHandle(self.clone()))),
+            ];
+            context_with_handle(scope.clone(), &extra)
+        })
     }
 
-    fn render_fields(&self, ctx: &JinjaValue) -> Result<Value, ExprError> {
+    /// Renders every field: directly from `source` when the field allows it (see [`Direct`]),
+    /// else by the template engine, in the context `make_context` builds the first time one is
+    /// needed: with the whole source (`true`) for a direct field, else with what
+    /// `engine_reads` keeps of it.
+    fn render_fields(
+        &self,
+        source: Option<&Value>,
+        make_context: impl Fn(bool) -> JinjaValue,
+    ) -> Result<Value, ExprError> {
         let mut out = Map::with_capacity(self.fields.len());
+        let (mut trimmed, mut whole): (Option<JinjaValue>, Option<JinjaValue>) = (None, None);
         for field in &self.fields {
-            let value = field.template.render_in(ctx).map_err(|e| ExprError {
-                message: format!("mapping '{}' field '{}': {}", self.name, field.name, e.message),
-                source_text: e.source_text,
-            })?;
+            let direct = field.direct.as_ref().zip(source).and_then(|(direct, source)| direct.read(source));
+            let value = match direct {
+                Some(value) => value,
+                None => {
+                    let ctx = match field.direct {
+                        Some(_) => whole.get_or_insert_with(|| make_context(true)),
+                        None => trimmed.get_or_insert_with(|| make_context(false)),
+                    };
+                    field.template.render_in(ctx).map_err(|e| ExprError {
+                        message: format!("mapping '{}' field '{}': {}", self.name, field.name, e.message),
+                        source_text: e.source_text,
+                    })?
+                }
+            };
             if value.is_null() && !field.explicit_null {
                 continue;
             }
@@ -288,6 +388,76 @@ fn line_of(text: &str, field: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use serde_json::json;
+
+    /// Renders every field through the template engine over the whole source, the way a
+    /// mapping without direct reads or a trimmed source would.
+    fn through_the_engine(mapping: &Arc<Mapping>, source: &Value) -> Result<Value, ExprError> {
+        let extra = [
+            ("source", from_json(source)),
+            (MAPPING_KEY, JinjaValue::from_object(MappingHandle(mapping.clone()))),
+        ];
+        let ctx = context(None, &extra);
+        let mut out = Map::new();
+        for field in &mapping.fields {
+            let value = field.template.render_in(&ctx).map_err(|e| ExprError {
+                message: format!("mapping '{}' field '{}': {}", mapping.name, field.name, e.message),
+                source_text: e.source_text,
+            })?;
+            if !value.is_null() || field.explicit_null {
+                out.insert(field.name.clone(), value);
+            }
+        }
+        Ok(Value::Object(out))
+    }
+
+    fn mapping(fields: &str) -> Arc<Mapping> {
+        let text = format!("fields:\n{fields}lookups:\n  t:\n    a: A\n");
+        Arc::new(Mapping::parse("m", &text, Path::new("m.yaml")).unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    #[test]
+    fn direct_reads_and_a_trimmed_source_render_as_the_engine_does() {
+        let m = mapping(concat!(
+            "  A: '{{ source.a }}'\n",
+            "  B: '{{ source.b.c }}'\n",
+            "  C: 'x {{ source.b.c }} {{ source.f }} {{ source.n }} {{ source.l }}'\n",
+            "  D: '{{ first(source.l).k }}'\n",
+            "  E: '{{ lookup(\"t\", source.a) }}'\n",
+            "  F: '{{ source.n }}'\n",
+            "  G: null\n",
+        ));
+        assert!(m.fields[..3].iter().all(|f| f.direct.is_some()));
+        assert!(m.fields[3..].iter().all(|f| f.direct.is_none() || f.name == "F"));
+        let kept = m.engine_reads.keep(&json!({"a": 1, "b": 2, "l": 3, "z": 4}));
+        assert_eq!(kept, json!({"a": 1, "l": 3}));
+        let source =
+            json!({"a": "a", "b": {"c": 1.0}, "f": true, "n": null, "l": [{"k": [1]}], "other": {"big": 1}});
+        let rendered = m.render(&source, None).map_err(|e| e.message);
+        assert_eq!(rendered, through_the_engine(&m, &source).map_err(|e| e.message));
+        assert_eq!(
+            rendered,
+            Ok(json!({"A": "a", "B": 1.0, "C": "x 1 True  [{\"k\":[1]}]", "D": [1], "E": "A", "G": null}))
+        );
+    }
+
+    #[test]
+    fn a_missing_property_fails_as_the_engine_says() {
+        let m = mapping("  A: 'n={{ source.b.missing }}'\n");
+        let source = json!({"b": {"c": 1}});
+        let direct = m.render(&source, None).map(|_| ()).map_err(|e| e.message);
+        assert_eq!(direct, through_the_engine(&m, &source).map(|_| ()).map_err(|e| e.message));
+        assert!(direct.is_err_and(|message| message.contains("missing")));
+    }
+
+    #[test]
+    fn a_source_used_whole_is_passed_whole() {
+        let m = mapping("  A: '{{ opt(source, \"x\", \"y\") }}'\n  B: '{{ source.z }}'\n");
+        assert_eq!(m.engine_reads, Reads::Whole);
+        let source = json!({"x": {"y": 2}, "z": 3});
+        assert_eq!(m.render(&source, None).map_err(|e| e.message), Ok(json!({"A": 2, "B": 3})));
+    }
 
     #[test]
     fn finds_field_lines() {

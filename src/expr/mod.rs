@@ -40,6 +40,7 @@
 
 mod datetime;
 mod functions;
+mod json_view;
 mod mapping;
 mod numfmt;
 pub mod pa;

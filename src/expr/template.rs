@@ -9,7 +9,7 @@ use regex::Regex;
 use serde_json::Value;
 
 use super::functions::{self, Def};
-use super::values::{from_json, text, to_json, try_to_json};
+use super::values::{from_json_owned, text, to_json, try_to_json};
 use super::{datetime, secrets, sync, workflow};
 
 /// What a template can see of the run it is rendered in. The engine implements it.
@@ -213,7 +213,7 @@ fn build_environment() -> Environment<'static> {
 fn call_pure(def: &Def, args: &[JinjaValue]) -> Result<JinjaValue, minijinja::Error> {
     check_args(def.name, def.min, def.max, args)?;
     let json: Vec<Value> = args.iter().map(to_json).collect();
-    (def.f)(&json).map(|v| from_json(&v)).map_err(|m| invalid(format!("{}(): {m}", def.name)))
+    (def.f)(&json).map(from_json_owned).map_err(|m| invalid(format!("{}(): {m}", def.name)))
 }
 
 /// Null-safe property access, what Power Automate writes as `value?['a']?['b']`: a missing
@@ -301,7 +301,7 @@ impl ScopeHandle {
 
     /// The trigger's outputs, converted once per render.
     pub(crate) fn trigger(&self) -> JinjaValue {
-        self.trigger.get_or_init(|| from_json(&self.scope.trigger())).clone()
+        self.trigger.get_or_init(|| from_json_owned(self.scope.trigger())).clone()
     }
 
     /// An action's record, converted once per render.
@@ -311,7 +311,7 @@ impl ScopeHandle {
                 return Some(v.clone());
             }
         }
-        let value = from_json(&self.scope.action(name)?);
+        let value = from_json_owned(self.scope.action(name)?);
         if let Ok(mut cache) = self.actions.lock() {
             cache.push((name.to_string(), value.clone()));
         }

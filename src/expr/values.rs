@@ -5,6 +5,8 @@ use std::borrow::Cow;
 use minijinja::value::{Value as JinjaValue, ValueKind};
 use serde_json::{Number, Value};
 
+use super::json_view::{JsonView, view};
+
 /// A minijinja value as JSON (undefined and non-JSON values become `null`).
 pub(crate) fn to_json(value: &JinjaValue) -> Value {
     try_to_json(value).unwrap_or(Value::Null)
@@ -13,6 +15,9 @@ pub(crate) fn to_json(value: &JinjaValue) -> Value {
 /// A minijinja value as JSON, converting the plain kinds directly (serializing through serde
 /// costs an allocation per node) and leaving the rest to serde.
 pub(crate) fn try_to_json(value: &JinjaValue) -> Result<Value, serde_json::Error> {
+    if let Some(view) = value.downcast_object_ref::<JsonView>() {
+        return Ok(view.json().clone());
+    }
     match value.kind() {
         ValueKind::Undefined | ValueKind::None => Ok(Value::Null),
         ValueKind::Bool => Ok(Value::Bool(value.is_true())),
@@ -51,28 +56,15 @@ fn map_to_json(value: &JinjaValue) -> Result<Value, serde_json::Error> {
     Ok(Value::Object(out))
 }
 
-/// A JSON value as a minijinja value.
+/// A JSON value as a minijinja value: scalars are converted, maps and lists are viewed in place
+/// (see [`super::json_view`]).
 pub(crate) fn from_json(value: &Value) -> JinjaValue {
-    match value {
-        Value::Null => JinjaValue::from(()),
-        Value::Bool(b) => JinjaValue::from(*b),
-        Value::String(s) => JinjaValue::from(s.as_str()),
-        Value::Number(n) => number_to_jinja(n),
-        Value::Array(items) => JinjaValue::from(items.iter().map(from_json).collect::<Vec<_>>()),
-        Value::Object(map) => {
-            JinjaValue::from_pairs(map.iter().map(|(k, v)| (JinjaValue::from(k.as_str()), from_json(v))))
-        }
-    }
+    view(value.clone())
 }
 
-fn number_to_jinja(n: &Number) -> JinjaValue {
-    if let Some(i) = n.as_i64() {
-        JinjaValue::from(i)
-    } else if let Some(u) = n.as_u64() {
-        JinjaValue::from(u)
-    } else {
-        JinjaValue::from(n.as_f64().unwrap_or(0.0))
-    }
+/// Like [`from_json`], for a value the caller no longer needs: nothing is copied.
+pub(crate) fn from_json_owned(value: Value) -> JinjaValue {
+    view(value)
 }
 
 /// Power Automate's text form of a value, used by `string()` and by `@{…}` interpolation.

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::mapping::MAPPING_KEY;
 use super::template::{SCOPE_KEY, ScopeHandle, check_args, invalid, scope_handle, undefined_error};
-use super::values::{from_json, text, to_json};
+use super::values::{from_json, from_json_owned, text, to_json};
 
 /// The names this module provides.
 pub(crate) const NAMES: &[&str] = &[
@@ -113,7 +113,7 @@ pub(crate) fn register(env: &mut Environment<'static>) {
     });
     env.add_function("triggerFormDataMultiValues", |state: &State, key: String| -> Jr {
         let body = attr(&scope_handle(state)?.trigger(), "body");
-        Ok(from_json(&Value::Array(form_values(&body, &key))))
+        Ok(from_json_owned(Value::Array(form_values(&body, &key))))
     });
     env.add_function("actions", |state: &State, name: String| action_record(state, &name));
     env.add_function("outputs", |state: &State, name: String| -> Jr {
@@ -128,19 +128,19 @@ pub(crate) fn register(env: &mut Environment<'static>) {
     });
     env.add_function("formDataMultiValues", |state: &State, name: String, key: String| -> Jr {
         let body = action_body(&action_record(state, &name)?);
-        Ok(from_json(&Value::Array(form_values(&body, &key))))
+        Ok(from_json_owned(Value::Array(form_values(&body, &key))))
     });
     env.add_function("item", |state: &State, args: Rest<JinjaValue>| -> Jr {
         no_args("item", &args)?;
         let value = scope_handle(state)?.scope.item(None);
         value
-            .map(|v| from_json(&v))
+            .map(from_json_owned)
             .ok_or_else(|| invalid("item() is only available inside a foreach, select or filter".into()))
     });
     env.add_function("items", |state: &State, name: String| -> Jr {
         let value = scope_handle(state)?.scope.item(Some(&name));
         value
-            .map(|v| from_json(&v))
+            .map(from_json_owned)
             .ok_or_else(|| invalid(format!("items('{name}') is only available inside the loop '{name}'")))
     });
     env.add_function("iterationIndexes", |state: &State, name: String| -> Jr {
@@ -151,7 +151,7 @@ pub(crate) fn register(env: &mut Environment<'static>) {
     });
     env.add_function("variables", |state: &State, name: String| -> Jr {
         let value = scope_handle(state)?.scope.variable(&name);
-        value.map(|v| from_json(&v)).ok_or_else(|| {
+        value.map(from_json_owned).ok_or_else(|| {
             invalid(format!(
                 "the variable '{name}' is not initialized: add an initialize_variable action before this one"
             ))
@@ -159,11 +159,11 @@ pub(crate) fn register(env: &mut Environment<'static>) {
     });
     env.add_function("parameters", |state: &State, name: String| -> Jr {
         let value = scope_handle(state)?.scope.parameter(&name);
-        value.map(|v| from_json(&v)).ok_or_else(|| invalid(format!("the flow has no parameter '{name}'")))
+        value.map(from_json_owned).ok_or_else(|| invalid(format!("the flow has no parameter '{name}'")))
     });
     env.add_function("result", |state: &State, name: String| -> Jr {
         let value = scope_handle(state)?.scope.result(&name);
-        value.map(|v| from_json(&v)).ok_or_else(|| {
+        value.map(from_json_owned).ok_or_else(|| {
             invalid(format!(
                 "result('{name}'): '{name}' is not a scope, condition, switch or loop that has run"
             ))
@@ -171,7 +171,7 @@ pub(crate) fn register(env: &mut Environment<'static>) {
     });
     env.add_function("workflow", |state: &State, args: Rest<JinjaValue>| -> Jr {
         no_args("workflow", &args)?;
-        Ok(from_json(&scope_handle(state)?.scope.workflow()))
+        Ok(from_json_owned(scope_handle(state)?.scope.workflow()))
     });
     env.add_function("action", unsupported("action"));
     env.add_function("listCallbackUrl", unsupported("listCallbackUrl"));
@@ -198,7 +198,7 @@ fn mapping(state: &State, name: String, value: JinjaValue) -> Jr {
         return Err(invalid(format!("there is no mapping '{name}' (known: {})", known.join(", "))));
     };
     let rendered = found.render_jinja(value, handle.clone()).map_err(|e| invalid(e.to_string()))?;
-    Ok(from_json(&rendered))
+    Ok(from_json_owned(rendered))
 }
 
 /// `lookup('table', key, default?)`: a value from the current mapping file's lookup tables.
