@@ -300,6 +300,10 @@ test("the sandbox page shows Salesforce and Partner Center converge", { timeout:
     await shot(page, "12-cosell-flow");
     await page.goto(`${coflow.base}/`);
     await shot(page, "13-cosell-flows");
+    await page.goto(`${coflow.base}/sync`);
+    const opportunity = await page.locator("tbody tr", { hasText: "opportunity" }).innerText();
+    assert.match(opportunity, /bidirectional/, opportunity);
+    await shot(page, "14-sync-status");
     assert.deepEqual(context.external, [], "pages request nothing outside the server");
     assert.deepEqual(context.errors, [], "no script errors or blocked content");
   } finally {
