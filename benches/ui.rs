@@ -165,6 +165,8 @@ fn bench_ui(c: &mut Criterion) {
         ("runs_newest", "/runs".to_string()),
         ("runs_flow_failed_24h", "/runs?flow=pc-to-sf&status=failed&range=24h".to_string()),
         ("runs_text", "/runs?q=006000000099999".to_string()),
+        // In the error of every failed run: one in seven matches.
+        ("runs_text_common", "/runs?q=unavailable".to_string()),
         ("run_failed_pc_to_sf", format!("/runs/{failed_run}")),
     ];
     let mut group = c.benchmark_group("ui_100k_runs");

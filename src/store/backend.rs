@@ -3,7 +3,7 @@
 //! SQLite and PostgreSQL run the same statements (SQLite accepts PostgreSQL's `$n` parameters)
 //! in the same transactions. Besides how they open their pools, they differ in a few statements:
 //! how a connection is set for a durable or a cheap commit, how a transaction begins, how a claim
-//! locks its item, what the substring search function is called; and in how durably a singleton
+//! locks its item, how the runs list looks a text up in its index; and in how durably a singleton
 //! lease is committed. A backend states those differences by implementing [`Dialect`] for its
 //! store type, then expands [`sql_store!`], which writes every [`Store`] method once, with the
 //! backend's own sqlx types.
@@ -17,7 +17,10 @@
 //!
 //! [`Store`]: super::Store
 
-use sqlx::{Database, Pool};
+use futures::future::BoxFuture;
+use sqlx::{Database, Pool, QueryBuilder};
+
+use super::StoreResult;
 
 /// Whether a write must survive a crash of the machine or database server once committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,9 +41,6 @@ pub(crate) trait Dialect {
     /// Selects `seq, state, attempts, max_attempts` of the oldest queue item claimable at `$1`,
     /// locked against concurrent claimers where the database needs it.
     const CLAIM_CANDIDATE: &'static str;
-
-    /// The SQL function `f(text, part)` giving the 1-based position of `part` in `text`, 0 if absent.
-    const POSITION: &'static str;
 
     /// Begins a write transaction.
     const BEGIN_WRITE: &'static str;
@@ -63,6 +63,14 @@ pub(crate) trait Dialect {
 
     /// The pool writes go to.
     fn write_pool(&self) -> &Pool<Self::Db>;
+
+    /// Adds to a run list query ` AND ` and the condition that the run's `search_text`
+    /// contains `text` (lowercased, not empty); may read the store to choose how.
+    fn push_text_filter<'a>(
+        &'a self,
+        query: &'a mut QueryBuilder<Self::Db>,
+        text: String,
+    ) -> BoxFuture<'a, StoreResult<()>>;
 }
 
 /// Implements [`Store`](super::Store) for `$store`, a [`Dialect`] whose sqlx database,
@@ -508,12 +516,7 @@ macro_rules! sql_store {
                             query.push(" AND created_at < ").push_bind(micros(until));
                         }
                         if let Some(text) = filter.text.as_deref().filter(|text| !text.is_empty()) {
-                            query
-                                .push(" AND ")
-                                .push(Self::POSITION)
-                                .push("(search_text, ")
-                                .push_bind(text.to_lowercase())
-                                .push(") > 0");
+                            self.push_text_filter(&mut query, text.to_lowercase()).await?;
                         }
                         if let Some(cursor) = cursor {
                             query

@@ -49,6 +49,7 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("concurrent_claimers_take_each_item_once", |h| Box::pin(concurrent_claimers_take_each_item_once(h))),
     ("runs_record_actions_and_finish", |h| Box::pin(runs_record_actions_and_finish(h))),
     ("list_runs_filters_and_pages", |h| Box::pin(list_runs_filters_and_pages(h))),
+    ("text_search_finds_substrings", |h| Box::pin(text_search_finds_substrings(h))),
     ("run_counts_cover_the_window", |h| Box::pin(run_counts_cover_the_window(h))),
     ("resubmit_links_and_enqueues", |h| Box::pin(resubmit_links_and_enqueues(h))),
     ("watermarks_compare_and_set", |h| Box::pin(watermarks_compare_and_set(h))),
@@ -541,6 +542,73 @@ pub async fn list_runs_filters_and_pages(h: Harness) {
     let first = store.list_runs(RunFilter { limit: 2, ..RunFilter::default() }).await.unwrap();
     assert_eq!(first.runs.len(), 2);
     assert_eq!(first.runs[0].status, created[29].1, "summaries carry the status");
+}
+
+/// Text search finds any part of a run's inputs and record, in any case and of any length,
+/// takes quotes and wildcards for the characters they are, and forgets purged runs.
+pub async fn text_search_finds_substrings(h: Harness) {
+    let store = &h.store;
+    let mut runs = Vec::new();
+    for inputs in [
+        json!({"customer": "Contoso Ltd"}),
+        json!({"code": "50%_off"}),
+        json!({"code": "50xyoff"}),
+        json!({"customer": "Société Générale"}),
+    ] {
+        h.clock.advance(MINUTE);
+        let run = new_run("orders", store.now(), inputs);
+        store.create_run(run.clone()).await.unwrap();
+        runs.push(run.id);
+    }
+    let (contoso, percent, xy, societe) = (runs[0], runs[1], runs[2], runs[3]);
+    // One written in a batch, as workers write: created, then finished with a record.
+    h.clock.advance(MINUTE);
+    let batched = new_run("orders", store.now(), json!({"customer": "Fabrikam"}));
+    let record = json!({"actions": {"post": {"outputs": {"ticket": "TCK-4711"}}}});
+    let writes = vec![
+        RunWrite::Create(batched.clone()),
+        RunWrite::Finish { run: batched.id, outcome: outcome(RunStatus::Succeeded, store.now(), record) },
+    ];
+    assert!(store.write_batch(writes).await.unwrap().iter().all(Result::is_ok));
+
+    let none: Vec<Uuid> = Vec::new();
+    let search = |text: &'static str| {
+        let filter = RunFilter { text: Some(text.into()), limit: 2, ..RunFilter::default() };
+        async move { collect_pages(store.as_ref(), filter).await }
+    };
+    assert_eq!(search("TOSO").await, vec![contoso], "the middle of a word, in another case");
+    assert_eq!(search("contoso ltd").await, vec![contoso], "across a space");
+    assert_eq!(search("ÉTÉ GÉ").await, vec![societe], "non-ASCII text in another case");
+    assert_eq!(search("ck-471").await, vec![batched.id], "the record written in a batch");
+    assert_eq!(search(r#"off""#).await, vec![xy, percent], "several runs, over pages");
+    assert_eq!(search(r#""contoso ltd""#).await, vec![contoso], "quotes are characters to find");
+    assert_eq!(search(r#"contoso" OR "fabrikam"#).await, none, "no query syntax: one literal text");
+    assert_eq!(search("toso*").await, none, "no prefix query either");
+    assert_eq!(search("50%_off").await, vec![percent], "% and _ match only themselves");
+    assert_eq!(search("%_").await, vec![percent]);
+    assert_eq!(search("_").await, vec![percent]);
+    assert_eq!(search(r"\").await, none, "nor does the escape character");
+    assert_eq!(search("0xy").await, vec![xy]);
+    assert_eq!(search("50").await, vec![xy, percent], "two characters");
+    assert_eq!(search("LT").await, vec![contoso]);
+    assert_eq!(search("É").await, vec![societe], "one character");
+
+    let closed = outcome(RunStatus::Succeeded, store.now(), json!({"note": "closed"}));
+    store.finish_run(contoso, closed).await.unwrap();
+    assert_eq!(search("closed").await, vec![contoso], "a finished run's record is found");
+    assert_eq!(search("contoso").await, vec![contoso], "its inputs still are");
+
+    h.clock.advance(DAY * (super::DEFAULT_RETENTION_DAYS + 1));
+    let recent = new_run("orders", store.now(), json!({"customer": "Contoso Inc"}));
+    store.create_run(recent.clone()).await.unwrap();
+    for id in [percent, xy, societe] {
+        store.finish_run(id, outcome(RunStatus::Failed, store.now(), json!({}))).await.unwrap();
+    }
+    let report = store.purge_older_than_days(super::DEFAULT_RETENTION_DAYS).await.unwrap();
+    assert_eq!(report.runs, 5, "{report:?}");
+    assert_eq!(search("contoso").await, vec![recent.id], "a purged run is no longer found");
+    assert_eq!(search("ck-471").await, none);
+    assert_eq!(search("lt").await, none, "not by a short text either");
 }
 
 async fn collect_pages(store: &dyn Store, filter: RunFilter) -> Vec<Uuid> {

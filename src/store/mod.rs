@@ -16,6 +16,7 @@
 mod backend;
 pub mod conformance;
 pub mod postgres;
+mod search;
 mod sql;
 pub mod sqlite;
 

@@ -23,18 +23,29 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::Sqlite;
+use futures::future::BoxFuture;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::{QueryBuilder, Sqlite};
 
 use super::backend::{Dialect, Durability, sql_store};
+use super::search;
 use super::{Clock, OpenOptions, StoreError, StoreResult};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// How long a writer from another process may hold the file before an operation gives up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Most runs a text search reads through the trigram index. A text found in more runs is common
+/// enough that reading runs newest first finds a page of them sooner than reading all its
+/// matches from the index and sorting them, which takes longer the more runs match.
+const INDEX_LOOKUP_LIMIT: i64 = 1_000;
+
+/// How many runs, up to `$2`, contain the FTS5 phrase `$1`, and their rowids as a JSON array.
+const INDEXED_ROWIDS: &str = "SELECT COUNT(*), json_group_array(rowid)
+     FROM (SELECT rowid FROM runs_search WHERE runs_search MATCH $1 LIMIT $2)";
 
 /// The SQLite implementation of [`Store`](super::Store).
 #[derive(Debug, Clone)]
@@ -89,8 +100,6 @@ impl Dialect for SqliteStore {
     const CLAIM_CANDIDATE: &'static str = "SELECT seq, state, attempts, max_attempts FROM queue
          WHERE state IN ('ready', 'leased') AND due_at <= $1 ORDER BY due_at, seq LIMIT 1";
 
-    const POSITION: &'static str = "instr";
-
     /// Takes the write lock at once, so a transaction never fails upgrading a read lock.
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
 
@@ -113,16 +122,44 @@ impl Dialect for SqliteStore {
     fn write_pool(&self) -> &SqlitePool {
         &self.writer
     }
+
+    /// A text of 3 or more characters in at most [`INDEX_LOOKUP_LIMIT`] runs is looked up in the
+    /// trigram index, and only those runs are read. Shorter texts, which the index cannot look
+    /// up, and commoner ones are found by reading runs newest first. The runs read are checked
+    /// for the text either way, so one written between the two reads cannot be listed wrongly.
+    fn push_text_filter<'a>(
+        &'a self,
+        query: &'a mut QueryBuilder<Sqlite>,
+        text: String,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            if search::indexable(&text) {
+                let (found, rowids): (i64, String) = sqlx::query_as(INDEXED_ROWIDS)
+                    .bind(search::fts5_phrase(&text))
+                    .bind(INDEX_LOOKUP_LIMIT + 1)
+                    .fetch_one(&self.reader)
+                    .await?;
+                if found <= INDEX_LOOKUP_LIMIT {
+                    query.push(" AND rowid IN (SELECT value FROM json_each(").push_bind(rowids).push("))");
+                }
+            }
+            query.push(" AND instr(search_text, ").push_bind(text).push(") > 0");
+            Ok(())
+        })
+    }
 }
 
 sql_store!(SqliteStore, sqlx::Sqlite, sqlx::SqliteConnection, sqlx::sqlite::SqliteRow);
 
 #[cfg(test)]
 mod tests {
+    use jiff::Timestamp;
+    use serde_json::json;
     use sqlx::{AssertSqlSafe, Row as _};
+    use uuid::Uuid;
 
     use super::*;
-    use crate::store::sql;
+    use crate::store::{NewRun, RunFilter, RunOutcome, RunStatus, Store, sql};
 
     /// The `detail` column of `EXPLAIN QUERY PLAN` for `statement`, with `binds` as parameters.
     async fn plan(store: &SqliteStore, statement: &str, binds: &[i64]) -> Vec<String> {
@@ -148,5 +185,129 @@ mod tests {
         let details = plan(&store, sql::RUN_COUNTS, &[0, 1]).await;
         let covering = "SEARCH runs USING COVERING INDEX runs_created_flow_status";
         assert!(details.iter().any(|d| d.starts_with(covering)), "{details:?}");
+    }
+
+    #[tokio::test]
+    async fn rare_texts_are_looked_up_in_the_trigram_index() {
+        let store = SqliteStore::open("sqlite::memory:", OpenOptions::default()).await.unwrap();
+        let mut query = QueryBuilder::<Sqlite>::new(format!("EXPLAIN QUERY PLAN {}", sql::LIST_RUNS));
+        store.push_text_filter(&mut query, "acme".into()).await.unwrap();
+        query.push(" ORDER BY created_at DESC, id DESC LIMIT 51");
+        let rows = query.build().fetch_all(&store.reader).await.unwrap();
+        let details: Vec<String> = rows.iter().map(|row| row.get("detail")).collect();
+        assert!(
+            details.iter().any(|d| d.starts_with("SEARCH runs USING INTEGER PRIMARY KEY")),
+            "{details:?}"
+        );
+    }
+
+    /// A temporary database file's URL; the directory goes when the guard does.
+    struct TempDb(std::path::PathBuf);
+
+    impl TempDb {
+        fn new() -> Self {
+            let dir = std::env::temp_dir().join(format!("coflow-sqlite-test-{}", Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+
+        fn url(&self) -> String {
+            format!("sqlite://{}", self.0.join("coflow.db").display())
+        }
+    }
+
+    impl Drop for TempDb {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    async fn find(store: &SqliteStore, text: &str) -> Vec<String> {
+        let filter = RunFilter { text: Some(text.into()), ..RunFilter::default() };
+        let page = store.list_runs(filter).await.unwrap();
+        page.runs.iter().map(|run| run.id.to_string()).collect()
+    }
+
+    /// Fails unless the trigram index holds exactly the text of `runs`.
+    async fn check_index(store: &SqliteStore) {
+        sqlx::query("INSERT INTO runs_search (runs_search, rank) VALUES ('integrity-check', 1)")
+            .execute(&store.writer)
+            .await
+            .expect("the trigram index matches the runs");
+    }
+
+    #[tokio::test]
+    async fn common_texts_are_found_newest_first() {
+        let store = SqliteStore::open("sqlite::memory:", OpenOptions::default()).await.unwrap();
+        sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1)
+             INSERT INTO runs (id, flow, status, created_at, search_text)
+             SELECT printf('00000000-0000-7000-8000-%012d', i), 'orders', 'succeeded', i,
+                    CASE WHEN i % 2 = 0 THEN 'even ' ELSE 'odd ' END || i FROM n",
+        )
+        .bind(2 * INDEX_LOOKUP_LIMIT + 4)
+        .execute(&store.writer)
+        .await
+        .unwrap();
+        let filter = RunFilter { text: Some("ODD".into()), limit: 3, ..RunFilter::default() };
+        let page = store.list_runs(filter).await.unwrap();
+        let created: Vec<i64> = page.runs.iter().map(|run| run.created_at.as_microsecond()).collect();
+        let newest = 2 * INDEX_LOOKUP_LIMIT + 3;
+        assert_eq!(created, vec![newest, newest - 2, newest - 4]);
+    }
+
+    #[tokio::test]
+    async fn migrating_indexes_the_runs_already_stored() {
+        let db = TempDb::new();
+        let connect = SqliteConnectOptions::from_str(&db.url()).unwrap().create_if_missing(true);
+        let old = SqlitePool::connect_with(connect).await.unwrap();
+        MIGRATOR.run_to(2, &old).await.unwrap();
+        let id = Uuid::now_v7().to_string();
+        sqlx::query(
+            "INSERT INTO runs (id, flow, status, created_at, search_text)
+             VALUES ($1, 'orders', 'succeeded', 1, '{\"customer\":\"contoso\"}')",
+        )
+        .bind(&id)
+        .execute(&old)
+        .await
+        .unwrap();
+        old.close().await;
+
+        let store = SqliteStore::open(&db.url(), OpenOptions::default()).await.unwrap();
+        assert_eq!(find(&store, "ntoso").await, vec![id]);
+        check_index(&store).await;
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn the_index_follows_runs_through_writes_deletes_and_vacuum() {
+        let db = TempDb::new();
+        let store = SqliteStore::open(&db.url(), OpenOptions::default()).await.unwrap();
+        let mut ids = Vec::new();
+        for n in 0..20 {
+            let run = NewRun {
+                id: Uuid::now_v7(),
+                flow: "orders".into(),
+                status: RunStatus::Queued,
+                event_id: None,
+                resubmit_of: None,
+                created_at: Timestamp::from_second(1_000 + n).unwrap(),
+                inputs: json!({"order": format!("ord-{n:03}")}),
+            };
+            store.create_run(run.clone()).await.unwrap();
+            let record = json!({"ticket": format!("tck-{n:03}")});
+            let outcome =
+                RunOutcome { status: RunStatus::Succeeded, ended_at: run.created_at, error: None, record };
+            store.finish_run(run.id, outcome).await.unwrap();
+            ids.push(run.id.to_string());
+        }
+        // Purging the first half leaves gaps in the rowids, which VACUUM could close.
+        let purged = store.purge(Timestamp::from_second(1_010).unwrap()).await.unwrap();
+        assert_eq!(purged.runs, 10);
+        sqlx::raw_sql("VACUUM").execute(&store.writer).await.unwrap();
+        check_index(&store).await;
+        assert_eq!(find(&store, "tck-015").await, vec![ids[15].clone()]);
+        assert_eq!(find(&store, "ord-005").await, Vec::<String>::new());
+        store.close().await;
     }
 }
