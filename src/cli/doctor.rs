@@ -9,7 +9,6 @@ use anyhow::Context as _;
 
 use super::OutputFormat;
 use crate::connectors::HttpClient;
-use crate::connectors::config::{self, CoflowSecrets, LoadedConnections};
 use crate::cosell::doctor::{self, DoctorOptions};
 
 /// Options of `coflow doctor`, as given on the command line.
@@ -29,7 +28,7 @@ pub struct DoctorArgs {
 
 /// Runs the checks and prints the report; exit code 1 when there are problems.
 pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
-    let connections = load_connections(args.config.as_deref())?;
+    let connections = super::load_connections(args.config.as_deref())?;
     let mut options = DoctorOptions::new(&args.flows);
     if let Some(metadata) = args.metadata {
         options.metadata_dir = metadata;
@@ -51,7 +50,7 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
 
 /// `coflow sync status`: reads both systems and prints the counts per object.
 pub fn sync_status(flows: &Path, config: Option<&Path>, format: OutputFormat) -> anyhow::Result<ExitCode> {
-    let connections = load_connections(config)?;
+    let connections = super::load_connections(config)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -64,17 +63,4 @@ pub fn sync_status(flows: &Path, config: Option<&Path>, format: OutputFormat) ->
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&status)?),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The connections of `path`, or of `./coflow.yaml` when no file is named and it exists.
-fn load_connections(path: Option<&Path>) -> anyhow::Result<LoadedConnections> {
-    let default = Path::new("coflow.yaml");
-    let path = match path {
-        Some(path) => path,
-        None if default.exists() => default,
-        None => return Ok(LoadedConnections::default()),
-    };
-    config::load(path, &CoflowSecrets)
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .with_context(|| format!("cannot load connections from {}", path.display()))
 }

@@ -312,6 +312,23 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The connections of `path`, or of `./coflow.yaml` when no file is named and it exists; none
+/// otherwise.
+pub(crate) fn load_connections(
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<crate::connectors::config::LoadedConnections> {
+    use anyhow::Context as _;
+    let default = std::path::Path::new("coflow.yaml");
+    let path = match path {
+        Some(path) => path,
+        None if default.exists() => default,
+        None => return Ok(Default::default()),
+    };
+    crate::connectors::config::load(path, &crate::connectors::config::CoflowSecrets)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("cannot load connections from {}", path.display()))
+}
+
 /// Logs to stderr, filtered by `COFLOW_LOG` (`serve` logs `info` by default).
 fn init_logging(command: &Command) {
     let (default, json) = match command {

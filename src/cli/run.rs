@@ -34,9 +34,7 @@ pub fn run(
         .build()
         .context("cannot start the async runtime")?;
     let mut options = RunOptions::new(dry_run);
-    if let Some(connections) = load_connections(config)? {
-        options.connections = connections;
-    }
+    options.connections = super::load_connections(config)?.connections;
     let folder = flow_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     options.flows = Some(std::sync::Arc::new(engine::FlowFolder(folder.to_path_buf())));
     let run = runtime.block_on(engine::run(&flow, event, &options));
@@ -46,20 +44,6 @@ pub fn run(
         print!("{}", render_table(&run));
     }
     Ok(if run.succeeded() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-}
-
-/// The connections of `config`, or of `./coflow.yaml` when no file is named and it exists.
-fn load_connections(config: Option<&Path>) -> anyhow::Result<Option<crate::connectors::Connections>> {
-    let default = Path::new("coflow.yaml");
-    let path = match config {
-        Some(path) => path,
-        None if default.exists() => default,
-        None => return Ok(None),
-    };
-    let loaded = crate::connectors::config::load(path, &crate::connectors::config::CoflowSecrets)
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .with_context(|| format!("cannot load connections from {}", path.display()))?;
-    Ok(Some(loaded.connections))
 }
 
 fn read_event(path: Option<&Path>) -> anyhow::Result<TriggerEvent> {

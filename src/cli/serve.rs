@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde_json::{Value, json};
 
-use crate::connectors::config::{self, CoflowSecrets, LoadedConnections, Secret};
+use crate::connectors::config::{LoadedConnections, Secret};
 use crate::connectors::{HttpClient, OperationCall};
 use crate::engine::{self, RunOptions, TriggerEvent};
 use crate::sandbox::{self, Sandbox, SandboxConfig};
@@ -153,7 +153,7 @@ async fn serve(args: ServeArgs, plan: Plan) -> anyhow::Result<ExitCode> {
     let sandbox = if args.sandbox { Some(start_sandbox().await?) } else { None };
     let connections = match &sandbox {
         Some(sandbox) => sandbox.connections().map_err(|e| anyhow::anyhow!("{e}"))?,
-        None => load_connections(args.config.as_deref())?,
+        None => super::load_connections(args.config.as_deref())?,
     };
     let registry = FlowRegistry::load(&args.flows)
         .with_context(|| format!("cannot read the flows folder {}", args.flows.display()))?;
@@ -186,18 +186,6 @@ async fn serve(args: ServeArgs, plan: Plan) -> anyhow::Result<ExitCode> {
         sandbox.shutdown().await;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn load_connections(path: Option<&Path>) -> anyhow::Result<LoadedConnections> {
-    let default = Path::new("coflow.yaml");
-    let path = match path {
-        Some(path) => path,
-        None if default.exists() => default,
-        None => return Ok(LoadedConnections::default()),
-    };
-    config::load(path, &CoflowSecrets)
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .with_context(|| format!("cannot load connections from {}", path.display()))
 }
 
 /// Hides the password of a database URL.
