@@ -166,6 +166,20 @@ async fn a_flow_with_a_response_answers_the_request_and_records_the_run() {
 }
 
 #[tokio::test]
+async fn finished_runs_are_indexed_for_text_search_once_the_server_is_idle() {
+    let server = start(&[ECHO], quick()).await;
+    for name in ["Ada", "Grace", "Edsger"] {
+        assert_eq!(server.post("/hooks/echo", &format!(r#"{{"name": "{name}"}}"#)).await.status(), 201);
+    }
+    server.wait_for_runs("echo", 3).await;
+    // A few idle ticks (100 ms each) later, the scheduler has indexed every finished run.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(server.store.index_search(500).await.unwrap(), 0, "nothing left to index");
+    let found = server.get_json("/api/runs?q=grace").await;
+    assert_eq!(found["runs"].as_array().map(Vec::len), Some(1), "{found}");
+}
+
+#[tokio::test]
 async fn a_flow_without_a_response_gets_202_with_the_run_to_follow() {
     let server = start(&[RECORD], quick()).await;
     let response = server.post("/hooks/record", r#"{"n": 1}"#).await;

@@ -7,6 +7,7 @@
 //! outcome and the completion of its work item).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -21,6 +22,8 @@ type Reply = Option<oneshot::Sender<Result<(), Arc<StoreError>>>>;
 #[derive(Debug, Clone)]
 pub struct Journal {
     sender: mpsc::UnboundedSender<(RunWrite, Reply)>,
+    /// Writes handed to the journal so far: how busy the server is.
+    written: Arc<AtomicU64>,
 }
 
 impl Journal {
@@ -28,17 +31,24 @@ impl Journal {
     pub fn start(store: Arc<dyn Store>) -> Self {
         let (sender, receiver) = mpsc::unbounded_channel();
         tokio::spawn(apply_batches(store, receiver));
-        Journal { sender }
+        Journal { sender, written: Arc::default() }
+    }
+
+    /// How many writes were handed to the journal since it started; it grows while runs execute.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
     }
 
     /// Queues a write without waiting for it.
     pub fn send(&self, write: RunWrite) {
+        self.written.fetch_add(1, Ordering::Relaxed);
         let _ = self.sender.send((write, None));
     }
 
     /// Queues a write and waits until it is committed.
     pub async fn write(&self, write: RunWrite) -> Result<(), Arc<StoreError>> {
         let (reply, answer) = oneshot::channel();
+        self.written.fetch_add(1, Ordering::Relaxed);
         if self.sender.send((write, Some(reply))).is_err() {
             return Err(Arc::new(StoreError::Corrupt("the run journal has stopped".into())));
         }

@@ -1,5 +1,5 @@
-//! The scheduler: fires recurrence triggers, runs Salesforce polls, reloads changed flow files
-//! and purges old history.
+//! The scheduler: fires recurrence triggers, runs Salesforce polls, reloads changed flow files,
+//! indexes finished runs for text search and purges old history.
 //!
 //! Every scheduled trigger is driven by one task per flow. Before each step the task takes (or
 //! renews) a lease named after the flow, so when several processes share one database exactly
@@ -31,6 +31,7 @@ pub fn trigger_lease(flow: &str) -> String {
 pub async fn run(state: Arc<State>) {
     let mut tasks: HashMap<String, (String, JoinHandle<()>)> = HashMap::new();
     let mut last_purge: Option<tokio::time::Instant> = None;
+    let mut indexer = SearchIndexer::default();
     loop {
         if state.options.reload {
             match state.registry.reload_if_changed() {
@@ -45,6 +46,7 @@ pub async fn run(state: Arc<State>) {
         if state.options.schedule_triggers {
             sync_tasks(&state, &mut tasks);
         }
+        indexer.tick(&state).await;
         if last_purge.is_none_or(|at| at.elapsed() >= Duration::from_secs(3600)) {
             last_purge = Some(tokio::time::Instant::now());
             purge(&state).await;
@@ -278,6 +280,64 @@ fn new_event(
         body: serde_json::to_vec(&body).unwrap_or_default(),
         dedup_key: Some(dedup_key),
         max_attempts: state.options.max_attempts,
+    }
+}
+
+/// Runs indexed for text search per store transaction: small, so that a run finishing meanwhile
+/// waits for the store no longer than a few milliseconds.
+const INDEX_BATCH: u32 = 50;
+
+/// Most runs indexed in one idle tick; a larger backlog is worked off over the following ticks.
+const INDEX_PER_IDLE_TICK: u64 = 20_000;
+
+/// While busy, one batch is indexed every this many ticks, so a backlog still shrinks.
+const BUSY_TICKS_PER_BATCH: u32 = 10;
+
+/// Adds finished runs to the store's text-search index (a store that indexes as it writes has
+/// nothing to do). Indexing a run's text costs more than running most flows, so it waits for
+/// ticks in which no run progressed; under steady load it indexes one small batch every
+/// [`BUSY_TICKS_PER_BATCH`] ticks. A text search reads the runs not indexed yet directly, so
+/// none is missed meanwhile.
+#[derive(Debug, Default)]
+struct SearchIndexer {
+    /// The journal's write count at the last tick.
+    seen_writes: u64,
+    /// Busy ticks since a batch was last indexed.
+    busy_ticks: u32,
+}
+
+impl SearchIndexer {
+    async fn tick(&mut self, state: &State) {
+        let writes = state.journal.written();
+        let busy = writes != self.seen_writes;
+        self.seen_writes = writes;
+        if busy {
+            self.busy_ticks += 1;
+            if self.busy_ticks >= BUSY_TICKS_PER_BATCH {
+                self.busy_ticks = 0;
+                index_batch(state).await;
+            }
+            return;
+        }
+        let mut indexed = 0;
+        while indexed < INDEX_PER_IDLE_TICK && !state.shutdown.is_cancelled() {
+            let Some(added) = index_batch(state).await else { return };
+            indexed += added;
+            if added < u64::from(INDEX_BATCH) || state.journal.written() != self.seen_writes {
+                return;
+            }
+        }
+    }
+}
+
+/// Indexes one batch; `None` when the store failed.
+async fn index_batch(state: &State) -> Option<u64> {
+    match state.store.index_search(INDEX_BATCH).await {
+        Ok(added) => Some(added),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot index finished runs for text search");
+            None
+        }
     }
 }
 

@@ -71,6 +71,10 @@ pub(crate) trait Dialect {
         query: &'a mut QueryBuilder<Self::Db>,
         text: String,
     ) -> BoxFuture<'a, StoreResult<()>>;
+
+    /// Adds up to `max` finished runs to the text-search index, if the backend indexes in the
+    /// background; returns how many it added.
+    fn index_finished_runs(&self, max: u32) -> BoxFuture<'_, StoreResult<u64>>;
 }
 
 /// Implements [`Store`](super::Store) for `$store`, a [`Dialect`] whose sqlx database,
@@ -97,7 +101,7 @@ macro_rules! sql_store {
                 LeasedOutcome, NewEvent, NewRun, NewWork, PurgeReport, QueueStats, RejectedEvent, RunCount,
                 RunDetail, RunFilter, RunOutcome, RunPage, RunStatus, RunSummary, RunWrite, Store,
                 StoreError, StoreResult, StoredEvent, Watermark, WorkItem, add, count, is_missing_parent,
-                micros, page_size, search_text, timestamp, to_json,
+                micros, page_size, search_text, searched_record, timestamp, to_json,
             };
 
             $crate::store::row_decoders!($row);
@@ -698,6 +702,10 @@ macro_rules! sql_store {
                     })
                 }
 
+                fn index_search(&self, max: u32) -> BoxFuture<'_, StoreResult<u64>> {
+                    $crate::store::backend::Dialect::index_finished_runs(self, max)
+                }
+
                 fn purge(&self, cutoff: Timestamp) -> BoxFuture<'_, StoreResult<PurgeReport>> {
                     Box::pin(async move {
                         let cutoff = micros(cutoff);
@@ -839,7 +847,7 @@ macro_rules! sql_store {
                     .bind(outcome.status.as_str())
                     .bind(micros(outcome.ended_at))
                     .bind(error)
-                    .bind(search_text(&[&inputs, &record]))
+                    .bind(search_text(&[&inputs, &searched_record(&outcome.record)?]))
                     .bind(id.to_string())
                     .execute(&mut *conn)
                     .await?;

@@ -790,6 +790,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Events still referenced by pending work and unfinished runs are kept.
     fn purge(&self, cutoff: Timestamp) -> BoxFuture<'_, StoreResult<PurgeReport>>;
 
+    /// Adds up to `max` finished runs to the text-search index where the store indexes in the
+    /// background (SQLite); returns how many it added (0 when there is nothing to do).
+    fn index_search(&self, max: u32) -> BoxFuture<'_, StoreResult<u64>>;
+
     /// Purges everything older than `days` days (see [`Store::purge`]).
     fn purge_older_than_days(&self, days: u32) -> BoxFuture<'_, StoreResult<PurgeReport>> {
         let cutoff = sub(self.now(), Duration::from_secs(u64::from(days) * 86_400));
@@ -875,6 +879,21 @@ pub(crate) fn search_text(parts: &[&str]) -> String {
     }
     text.truncate(end);
     text
+}
+
+/// The JSON text of a run record as the text search sees it: without its `trigger`, which
+/// repeats the run's inputs (searched already).
+pub(crate) fn searched_record(record: &Value) -> StoreResult<String> {
+    struct WithoutTrigger<'a>(&'a serde_json::Map<String, Value>);
+    impl Serialize for WithoutTrigger<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_map(self.0.iter().filter(|(key, _)| key.as_str() != "trigger"))
+        }
+    }
+    match record {
+        Value::Object(map) => to_json("run record", &WithoutTrigger(map)),
+        other => to_json("run record", other),
+    }
 }
 
 /// Position in the newest-first run order: `(created_at, id)` of the last run of a page.

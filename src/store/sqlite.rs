@@ -27,7 +27,7 @@ use futures::future::BoxFuture;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::{Connection as _, QueryBuilder, Sqlite};
 
 use super::backend::{Dialect, Durability, sql_store};
 use super::search;
@@ -46,6 +46,20 @@ const INDEX_LOOKUP_LIMIT: i64 = 1_000;
 /// How many runs, up to `$2`, contain the FTS5 phrase `$1`, and their rowids as a JSON array.
 const INDEXED_ROWIDS: &str = "SELECT COUNT(*), json_group_array(rowid)
      FROM (SELECT rowid FROM runs_search WHERE runs_search MATCH $1 LIMIT $2)";
+
+/// Up to `$1` finished runs the trigram index does not hold, oldest first, as a JSON array of
+/// rowids.
+const UNINDEXED_FINISHED: &str = "SELECT json_group_array(rowid) FROM
+     (SELECT rowid FROM runs WHERE search_indexed = 0 AND status NOT IN ('queued', 'running')
+      ORDER BY created_at LIMIT $1)";
+
+/// Adds the runs whose rowids are the JSON array `$1` to the trigram index.
+const INDEX_RUNS: &str = "INSERT INTO runs_search (rowid, search_text)
+     SELECT rowid, search_text FROM runs WHERE rowid IN (SELECT value FROM json_each($1))";
+
+/// Marks the runs whose rowids are the JSON array `$1` as indexed.
+const MARK_INDEXED: &str =
+    "UPDATE runs SET search_indexed = 1 WHERE rowid IN (SELECT value FROM json_each($1))";
 
 /// The SQLite implementation of [`Store`](super::Store).
 #[derive(Debug, Clone)]
@@ -123,10 +137,11 @@ impl Dialect for SqliteStore {
         &self.writer
     }
 
-    /// A text of 3 or more characters in at most [`INDEX_LOOKUP_LIMIT`] runs is looked up in the
-    /// trigram index, and only those runs are read. Shorter texts, which the index cannot look
-    /// up, and commoner ones are found by reading runs newest first. The runs read are checked
-    /// for the text either way, so one written between the two reads cannot be listed wrongly.
+    /// A text of 3 or more characters in at most [`INDEX_LOOKUP_LIMIT`] indexed runs is looked
+    /// up in the trigram index, and only those runs and the runs not indexed yet are read.
+    /// Shorter texts, which the index cannot look up, and commoner ones are found by reading runs
+    /// newest first. The runs read are checked for the text either way, so one written between
+    /// the two reads cannot be listed wrongly.
     fn push_text_filter<'a>(
         &'a self,
         query: &'a mut QueryBuilder<Sqlite>,
@@ -140,11 +155,31 @@ impl Dialect for SqliteStore {
                     .fetch_one(&self.reader)
                     .await?;
                 if found <= INDEX_LOOKUP_LIMIT {
-                    query.push(" AND rowid IN (SELECT value FROM json_each(").push_bind(rowids).push("))");
+                    query
+                        .push(" AND rowid IN (SELECT value FROM json_each(")
+                        .push_bind(rowids)
+                        .push(") UNION ALL SELECT rowid FROM runs WHERE search_indexed = 0)");
                 }
             }
             query.push(" AND instr(search_text, ").push_bind(text).push(") > 0");
             Ok(())
+        })
+    }
+
+    /// One write transaction: the oldest finished runs not in the index go into it.
+    fn index_finished_runs(&self, max: u32) -> BoxFuture<'_, StoreResult<u64>> {
+        Box::pin(async move {
+            let mut conn = self.writer.acquire().await?;
+            sqlx::query(Self::FLUSH_LATER).execute(&mut *conn).await?;
+            let mut tx = conn.begin_with(Self::BEGIN_WRITE).await?;
+            let rowids: String =
+                sqlx::query_scalar(UNINDEXED_FINISHED).bind(i64::from(max)).fetch_one(&mut *tx).await?;
+            let added = sqlx::query(INDEX_RUNS).bind(&rowids).execute(&mut *tx).await?.rows_affected();
+            if added > 0 {
+                sqlx::query(MARK_INDEXED).bind(&rowids).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(added)
         })
     }
 }
@@ -159,7 +194,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::store::{NewRun, RunFilter, RunOutcome, RunStatus, Store, sql};
+    use crate::store::{NewRun, RunFilter, RunOutcome, RunStatus, Store, sql, uuid};
 
     /// The `detail` column of `EXPLAIN QUERY PLAN` for `statement`, with `binds` as parameters.
     async fn plan(store: &SqliteStore, statement: &str, binds: &[i64]) -> Vec<String> {
@@ -199,6 +234,7 @@ mod tests {
             details.iter().any(|d| d.starts_with("SEARCH runs USING INTEGER PRIMARY KEY")),
             "{details:?}"
         );
+        assert!(details.iter().any(|d| d.contains("INDEX runs_unindexed")), "{details:?}");
     }
 
     /// A temporary database file's URL; the directory goes when the guard does.
@@ -279,32 +315,81 @@ mod tests {
         store.close().await;
     }
 
+    async fn finished_run(store: &SqliteStore, n: i64, status: RunStatus) -> Uuid {
+        let run = NewRun {
+            id: Uuid::now_v7(),
+            flow: "orders".into(),
+            status: RunStatus::Queued,
+            event_id: None,
+            resubmit_of: None,
+            created_at: Timestamp::from_second(1_000 + n).unwrap(),
+            inputs: json!({"order": format!("ord-{n:03}")}),
+        };
+        store.create_run(run.clone()).await.unwrap();
+        if status.is_terminal() {
+            let record = json!({"trigger": {"outputs": "trg-{n:03}"}, "ticket": format!("tck-{n:03}")});
+            let outcome = RunOutcome { status, ended_at: run.created_at, error: None, record };
+            store.finish_run(run.id, outcome).await.unwrap();
+        }
+        run.id
+    }
+
+    #[tokio::test]
+    async fn finished_runs_are_indexed_in_batches_and_found_before_too() {
+        let store = SqliteStore::open("sqlite::memory:", OpenOptions::default()).await.unwrap();
+        let mut ids = Vec::new();
+        for n in 0..5 {
+            ids.push(finished_run(&store, n, RunStatus::Succeeded).await.to_string());
+        }
+        let running = finished_run(&store, 5, RunStatus::Running).await.to_string();
+        assert_eq!(find(&store, "tck-003").await, vec![ids[3].clone()], "found before it is indexed");
+        assert_eq!(store.index_search(2).await.unwrap(), 2);
+        assert_eq!(store.index_search(500).await.unwrap(), 3, "the running run waits");
+        assert_eq!(store.index_search(500).await.unwrap(), 0);
+        assert_eq!(find(&store, "tck-003").await, vec![ids[3].clone()]);
+        assert_eq!(find(&store, "ord-005").await, vec![running.clone()], "unindexed runs are read directly");
+        assert_eq!(find(&store, "trg-001").await, Vec::<String>::new(), "the trigger repeats the inputs");
+        let outcome = RunOutcome {
+            status: RunStatus::Succeeded,
+            ended_at: Timestamp::now(),
+            error: None,
+            record: json!({}),
+        };
+        store.finish_run(uuid(&running).unwrap(), outcome).await.unwrap();
+        assert_eq!(store.index_search(500).await.unwrap(), 1);
+        // The integrity check compares the index with every run: it holds only when all are indexed.
+        check_index(&store).await;
+
+        // An indexed run whose text changes leaves the index and goes back in with the new text.
+        let id = uuid(&ids[1]).unwrap();
+        let record = json!({"ticket": "tck-new"});
+        let outcome =
+            RunOutcome { status: RunStatus::Failed, ended_at: Timestamp::now(), error: None, record };
+        store.finish_run(id, outcome).await.unwrap();
+        assert_eq!(find(&store, "tck-new").await, vec![ids[1].clone()]);
+        assert_eq!(find(&store, "tck-001").await, Vec::<String>::new());
+        assert_eq!(store.index_search(500).await.unwrap(), 1);
+        check_index(&store).await;
+        assert_eq!(find(&store, "tck-new").await, vec![ids[1].clone()]);
+    }
+
     #[tokio::test]
     async fn the_index_follows_runs_through_writes_deletes_and_vacuum() {
         let db = TempDb::new();
         let store = SqliteStore::open(&db.url(), OpenOptions::default()).await.unwrap();
         let mut ids = Vec::new();
         for n in 0..20 {
-            let run = NewRun {
-                id: Uuid::now_v7(),
-                flow: "orders".into(),
-                status: RunStatus::Queued,
-                event_id: None,
-                resubmit_of: None,
-                created_at: Timestamp::from_second(1_000 + n).unwrap(),
-                inputs: json!({"order": format!("ord-{n:03}")}),
-            };
-            store.create_run(run.clone()).await.unwrap();
-            let record = json!({"ticket": format!("tck-{n:03}")});
-            let outcome =
-                RunOutcome { status: RunStatus::Succeeded, ended_at: run.created_at, error: None, record };
-            store.finish_run(run.id, outcome).await.unwrap();
-            ids.push(run.id.to_string());
+            ids.push(finished_run(&store, n, RunStatus::Succeeded).await.to_string());
+            // Half the runs to be purged are indexed, half are not.
+            if n == 4 {
+                assert_eq!(store.index_search(500).await.unwrap(), 5);
+            }
         }
         // Purging the first half leaves gaps in the rowids, which VACUUM could close.
         let purged = store.purge(Timestamp::from_second(1_010).unwrap()).await.unwrap();
         assert_eq!(purged.runs, 10);
         sqlx::raw_sql("VACUUM").execute(&store.writer).await.unwrap();
+        assert_eq!(store.index_search(500).await.unwrap(), 10);
         check_index(&store).await;
         assert_eq!(find(&store, "tck-015").await, vec![ids[15].clone()]);
         assert_eq!(find(&store, "ord-005").await, Vec::<String>::new());
