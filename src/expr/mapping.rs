@@ -24,7 +24,8 @@ use minijinja::value::{Object, Value as JinjaValue};
 use serde_json::{Map, Value};
 
 use super::json_view::JsonView;
-use super::references::{Reads, property_path, reads_of};
+use super::native::Native;
+use super::references::{Reads, reads_of};
 use super::template::{ExprError, Part, Scope, Template, compile, context, context_with_handle};
 use super::values::{from_json, from_json_owned, text};
 
@@ -63,14 +64,14 @@ struct Field {
     direct: Option<Direct>,
 }
 
-/// A field made of `source` property paths, read from the source JSON without the template
-/// engine. When a property along a path is missing, the field is rendered by the engine after
-/// all, so that the error is the engine's.
+/// A field the [`Native`] evaluator computes from the source JSON without the template engine.
+/// When it cannot (a property along a path is missing, say), the field is rendered by the
+/// engine after all, so that the error is the engine's.
 #[derive(Debug, Clone)]
 enum Direct {
-    /// `{{ source.a.b }}`: the value itself, whatever its type.
-    Value(Vec<String>),
-    /// Text around paths, e.g. `Referral {{ source.id }}`.
+    /// `{{ expression }}`: the value itself, whatever its type.
+    Value(Native),
+    /// Text around expressions, e.g. `Referral {{ source.id }}`.
     Text(Vec<Piece>),
 }
 
@@ -78,19 +79,19 @@ enum Direct {
 #[derive(Debug, Clone)]
 enum Piece {
     Text(String),
-    Path(Vec<String>),
+    Expr(Native),
 }
 
 impl Direct {
-    /// How `template` can be read directly, if it can.
+    /// How `template` can be computed directly, if it can.
     fn of(template: &Template) -> Option<Direct> {
         match template {
-            Template::Expr(compiled) => property_path(compiled, "source").map(Direct::Value),
+            Template::Expr(compiled) => Native::of(compiled).map(Direct::Value),
             Template::Text(parts) => parts
                 .iter()
                 .map(|part| match part {
                     Part::Text(t) => Some(Piece::Text(t.clone())),
-                    Part::Expr(compiled) => property_path(compiled, "source").map(Piece::Path),
+                    Part::Expr(compiled) => Native::of(compiled).map(Piece::Expr),
                 })
                 .collect::<Option<_>>()
                 .map(Direct::Text),
@@ -98,27 +99,22 @@ impl Direct {
         }
     }
 
-    /// The field's value over `source`; `None` when a property along a path is missing.
-    fn read(&self, source: &Value) -> Option<Value> {
+    /// The field's value over `source`; `None` when only the engine can tell.
+    fn read(&self, source: &Value, mapping: &Mapping) -> Option<Value> {
         match self {
-            Direct::Value(path) => follow(source, path).cloned(),
+            Direct::Value(native) => native.eval(source, mapping),
             Direct::Text(pieces) => {
                 let mut out = String::new();
                 for piece in pieces {
                     match piece {
                         Piece::Text(t) => out.push_str(t),
-                        Piece::Path(path) => out.push_str(&text(follow(source, path)?)),
+                        Piece::Expr(native) => out.push_str(&text(&native.eval(source, mapping)?)),
                     }
                 }
                 Some(Value::String(out))
             }
         }
     }
-}
-
-/// The value at `path` (property names) inside `value`, if every property is there.
-fn follow<'v>(value: &'v Value, path: &[String]) -> Option<&'v Value> {
-    path.iter().try_fold(value, |current, name| current.as_object()?.get(name))
 }
 
 /// A mapping file that cannot be loaded or applied.
@@ -351,7 +347,8 @@ impl Mapping {
         let mut out = Map::with_capacity(self.fields.len());
         let (mut trimmed, mut whole): (Option<JinjaValue>, Option<JinjaValue>) = (None, None);
         for field in &self.fields {
-            let direct = field.direct.as_ref().zip(source).and_then(|(direct, source)| direct.read(source));
+            let direct =
+                field.direct.as_ref().zip(source).and_then(|(direct, source)| direct.read(source, self));
             let value = match direct {
                 Some(value) => value,
                 None => {
@@ -427,19 +424,52 @@ mod tests {
             "  E: '{{ lookup(\"t\", source.a) }}'\n",
             "  F: '{{ source.n }}'\n",
             "  G: null\n",
+            "  H: '{{ formatDateTime(source.d, \"yyyy-MM-dd\") }}'\n",
+            "  I: '{{ lookup(\"t\", source.a ~ \"/\" ~ source.s, \"none\") }}'\n",
+            "  J: '{{ opt(source, \"b\", \"c\") }} {{ opt(source, \"b\", \"z\") }} {{ opt(source, \"n\", \"q\") }} {{ opt(source, \"l\", 0, \"k\") }}'\n",
+            "  K: '{{ coalesce(opt(source, \"z\"), \"default\") }}'\n",
+            "  L: '{{ lookup(\"t\", source.s, \"\") or none }}'\n",
+            "  M: '{{ source.l | length }}'\n",
+            "  N: '{{ source.r | upper }}'\n",
         ));
-        assert!(m.fields[..3].iter().all(|f| f.direct.is_some()));
-        assert!(m.fields[3..].iter().all(|f| f.direct.is_none() || f.name == "F"));
-        let kept = m.engine_reads.keep(&json!({"a": 1, "b": 2, "l": 3, "z": 4}));
-        assert_eq!(kept, json!({"a": 1, "l": 3}));
-        let source =
-            json!({"a": "a", "b": {"c": 1.0}, "f": true, "n": null, "l": [{"k": [1]}], "other": {"big": 1}});
+        let engine_only: Vec<&str> =
+            m.fields.iter().filter(|f| f.direct.is_none()).map(|f| f.name.as_str()).collect();
+        assert_eq!(engine_only, ["G", "M", "N"]);
+        let kept = m.engine_reads.keep(&json!({"a": 1, "b": 2, "l": 3, "r": 4, "z": 5}));
+        assert_eq!(kept, json!({"l": 3, "r": 4}));
+        let source = json!({
+            "a": "a", "b": {"c": 1.0}, "f": true, "n": null, "l": [{"k": [1]}], "s": "x",
+            "d": "2026-11-25T10:00:00Z", "r": "up", "other": {"big": 1}
+        });
         let rendered = m.render(&source, None).map_err(|e| e.message);
         assert_eq!(rendered, through_the_engine(&m, &source).map_err(|e| e.message));
         assert_eq!(
             rendered,
-            Ok(json!({"A": "a", "B": 1.0, "C": "x 1 True  [{\"k\":[1]}]", "D": [1], "E": "A", "G": null}))
+            Ok(json!({
+                "A": "a", "B": 1.0, "C": "x 1 True  [{\"k\":[1]}]", "D": [1], "E": "A", "G": null,
+                "H": "2026-11-25", "I": "none", "J": "1   [1]", "K": "default", "M": 1, "N": "UP"
+            }))
         );
+    }
+
+    #[test]
+    fn what_only_the_engine_can_decide_it_decides() {
+        let m = mapping(concat!(
+            "  A: '{{ source.a ~ source.b.c }}'\n",
+            "  B: '{{ formatDateTime(source.a, \"yyyy\") }}'\n",
+            "  C: '{{ lookup(\"t\", source.a) }}'\n",
+            "  D: '{{ opt(source, \"a\", \"x\") }}'\n",
+        ));
+        assert!(m.fields.iter().all(|f| f.direct.is_some()));
+        for source in [
+            json!({"a": "a", "b": {"c": 1}}),
+            json!({"a": "not a date", "b": {"c": 1}}),
+            json!({"a": "missing", "b": {"c": 1}}),
+            json!({"a": {"x": 2}, "b": {"c": 1}}),
+        ] {
+            let rendered = m.render(&source, None).map_err(|e| e.message);
+            assert_eq!(rendered, through_the_engine(&m, &source).map_err(|e| e.message), "{source}");
+        }
     }
 
     #[test]
@@ -453,7 +483,7 @@ mod tests {
 
     #[test]
     fn a_source_used_whole_is_passed_whole() {
-        let m = mapping("  A: '{{ opt(source, \"x\", \"y\") }}'\n  B: '{{ source.z }}'\n");
+        let m = mapping("  A: '{{ opt(source, \"x\", \"y\") + 0 }}'\n  B: '{{ source.z }}'\n");
         assert_eq!(m.engine_reads, Reads::Whole);
         let source = json!({"x": {"y": 2}, "z": 3});
         assert_eq!(m.render(&source, None).map_err(|e| e.message), Ok(json!({"A": 2, "B": 3})));

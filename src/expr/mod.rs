@@ -42,6 +42,7 @@ mod datetime;
 mod functions;
 mod json_view;
 mod mapping;
+mod native;
 mod numfmt;
 pub mod pa;
 mod references;

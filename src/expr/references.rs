@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use minijinja::machinery::ast::{CallArg, Expr};
 use serde_json::Value;
 
-use super::template::{Compiled, Part, References, Template};
+use super::template::{Part, References, Template};
 
 /// Functions whose first argument names an action.
 const ACTION_FUNCTIONS: [&str; 4] = ["body", "outputs", "actions", "result"];
@@ -105,14 +105,6 @@ fn attribute_chain<'a>(expr: &Expr<'a>, var: &str) -> Option<Vec<&'a str>> {
             _ => return None,
         }
     }
-}
-
-/// The property names of an expression that is only a path of properties of `var`
-/// (`var.a.b` gives `["a", "b"]`).
-pub(crate) fn property_path(compiled: &Compiled, var: &str) -> Option<Vec<String>> {
-    let expr = minijinja::machinery::parse_expr(compiled.source()).ok()?;
-    let names = attribute_chain(&expr, var).filter(|names| !names.is_empty())?;
-    Some(names.into_iter().map(str::to_string).collect())
 }
 
 /// Calls `f` with the source of every expression in `template`.
@@ -282,19 +274,6 @@ mod tests {
         assert_eq!(reads(&t(json!("{{ source['a'] }}"))), Reads::Whole);
         assert_eq!(reads(&t(json!("plain"))).keep(&value), json!({}));
         assert_eq!(Reads::default().keep(&json!([1])), json!([1]));
-    }
-
-    #[test]
-    fn finds_plain_property_paths() {
-        let path = |text: &str| match crate::expr::compile(&json!(text)) {
-            Ok(Template::Expr(compiled)) => property_path(&compiled, "source"),
-            other => panic!("{text}: {other:?}"),
-        };
-        assert_eq!(path("{{ source.a.b }}"), Some(vec!["a".to_string(), "b".to_string()]));
-        assert_eq!(path("{{ source }}"), None);
-        assert_eq!(path("{{ source.a[0] }}"), None);
-        assert_eq!(path("{{ other.a }}"), None);
-        assert_eq!(path("{{ f(source).a }}"), None);
     }
 
     #[test]
