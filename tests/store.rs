@@ -153,6 +153,7 @@ macro_rules! conformance_suite {
 
 conformance_suite!(
     events_accept_and_dedup,
+    a_batch_creates_and_starts_a_run_as_one,
     rejected_events_are_kept,
     queue_claims_oldest_due_first,
     queue_expired_lease_is_reclaimed,

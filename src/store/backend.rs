@@ -84,6 +84,7 @@ macro_rules! sql_store {
     ($store:ident, $db:ty, $conn:ty, $row:ty) => {
         /// The [`Store`] methods, written once for every SQL backend.
         mod shared {
+            use std::collections::{HashMap, HashSet};
             use std::time::Duration;
 
             use futures::future::BoxFuture;
@@ -383,7 +384,7 @@ macro_rules! sql_store {
                         let inputs = to_json("run inputs", &run.inputs)?;
                         let mut conn = self.writer(Durability::Recoverable).await?;
                         let mut tx = conn.begin_with(Self::BEGIN_WRITE).await?;
-                        let created = insert_run(&mut tx, &run, &inputs).await?;
+                        let created = insert_run(&mut tx, &run, &inputs, None).await?;
                         tx.commit().await?;
                         Ok(created)
                     })
@@ -438,26 +439,47 @@ macro_rules! sql_store {
                         let mut conn = self.writer(Durability::Recoverable).await?;
                         let mut tx = conn.begin_with(Self::BEGIN_WRITE).await?;
                         let mut outcomes = Vec::with_capacity(writes.len());
-                        for write in &writes {
+                        let folded = starts_folded_into_creates(&writes);
+                        // Runs inserted as running: their folded start is done.
+                        let mut started: HashSet<Uuid> = HashSet::new();
+                        // Runs known to exist: their actions need no check.
+                        let mut known: HashSet<Uuid> = HashSet::new();
+                        for (index, write) in writes.iter().enumerate() {
                             let outcome = match write {
                                 RunWrite::Create(run) => {
                                     let inputs = to_json("run inputs", &run.inputs)?;
-                                    insert_run(&mut tx, run, &inputs).await.map(|_| ())
+                                    let started_at = folded.get(&run.id).map(|(_, at)| *at);
+                                    let created = insert_run(&mut tx, run, &inputs, started_at).await;
+                                    if let Ok(inserted) = created {
+                                        known.insert(run.id);
+                                        if inserted && started_at.is_some() {
+                                            started.insert(run.id);
+                                        }
+                                    }
+                                    created.map(|_| ())
+                                }
+                                RunWrite::Start { run, .. }
+                                    if started.contains(run)
+                                        && folded.get(run).is_some_and(|(i, _)| *i == index) =>
+                                {
+                                    Ok(())
                                 }
                                 RunWrite::Start { run, at } => start_on(&mut tx, *run, *at).await,
                                 RunWrite::Action { run, action } => {
                                     // Checked first: a foreign-key error would end the whole
                                     // transaction on PostgreSQL.
-                                    let exists = sqlx::query(sql::RUN_EXISTS)
-                                        .bind(run.to_string())
-                                        .fetch_optional(&mut *tx)
-                                        .await?;
-                                    match exists {
-                                        None => Err(StoreError::RunNotFound(*run)),
-                                        Some(_) => {
-                                            let result = to_json("action result", &action.result)?;
-                                            upsert_action(&mut tx, *run, action, result).await
-                                        }
+                                    let exists = known.contains(run)
+                                        || sqlx::query(sql::RUN_EXISTS)
+                                            .bind(run.to_string())
+                                            .fetch_optional(&mut *tx)
+                                            .await?
+                                            .is_some();
+                                    if exists {
+                                        known.insert(*run);
+                                        let result = to_json("action result", &action.result)?;
+                                        upsert_action(&mut tx, *run, action, result).await
+                                    } else {
+                                        Err(StoreError::RunNotFound(*run))
                                     }
                                 }
                                 RunWrite::Finish { run, outcome } => finish_on(&mut tx, *run, outcome).await,
@@ -588,7 +610,7 @@ macro_rules! sql_store {
                             created_at: now,
                             inputs: Value::Null,
                         };
-                        if insert_run(&mut tx, &run, &inputs).await? {
+                        if insert_run(&mut tx, &run, &inputs, None).await? {
                             let work = sql::resubmit_work(&run, max_attempts);
                             insert_work(&mut tx, &work, now).await?;
                         }
@@ -875,17 +897,44 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            /// Inserts a run and its data; false if the id exists. `inputs` is the JSON text of the inputs.
-            async fn insert_run(conn: &mut $conn, run: &NewRun, inputs: &str) -> StoreResult<bool> {
+            /// The runs whose first `Start` in `writes` follows their `Create`, with that start's
+            /// index and time: such a run is inserted as running, one write instead of two.
+            fn starts_folded_into_creates(writes: &[RunWrite]) -> HashMap<Uuid, (usize, Timestamp)> {
+                let mut created = HashSet::new();
+                let mut folded = HashMap::new();
+                for (index, write) in writes.iter().enumerate() {
+                    match write {
+                        RunWrite::Create(run) => {
+                            created.insert(run.id);
+                        }
+                        RunWrite::Start { run, at } if created.contains(run) => {
+                            folded.entry(*run).or_insert((index, *at));
+                        }
+                        _ => {}
+                    }
+                }
+                folded
+            }
+
+            /// Inserts a run and its data; false if the id exists. `inputs` is the JSON text of the
+            /// inputs; with `started_at`, the run is inserted as running since then.
+            async fn insert_run(
+                conn: &mut $conn,
+                run: &NewRun,
+                inputs: &str,
+                started_at: Option<Timestamp>,
+            ) -> StoreResult<bool> {
                 let id = run.id.to_string();
+                let status = if started_at.is_some() { RunStatus::Running } else { run.status };
                 let inserted = sqlx::query(sql::INSERT_RUN)
                     .bind(&id)
                     .bind(&run.flow)
-                    .bind(run.status.as_str())
+                    .bind(status.as_str())
                     .bind(run.event_id.map(|id| id.to_string()))
                     .bind(run.resubmit_of.map(|id| id.to_string()))
                     .bind(micros(run.created_at))
                     .bind(search_text(&[inputs]))
+                    .bind(started_at.map(micros))
                     .execute(&mut *conn)
                     .await?;
                 if inserted.rows_affected() == 0 {

@@ -39,6 +39,7 @@ pub type Check = fn(Harness) -> BoxFuture<'static, ()>;
 /// Every check, by name.
 pub const CHECKS: &[(&str, Check)] = &[
     ("events_accept_and_dedup", |h| Box::pin(events_accept_and_dedup(h))),
+    ("a_batch_creates_and_starts_a_run_as_one", |h| Box::pin(a_batch_creates_and_starts_a_run_as_one(h))),
     ("rejected_events_are_kept", |h| Box::pin(rejected_events_are_kept(h))),
     ("queue_claims_oldest_due_first", |h| Box::pin(queue_claims_oldest_due_first(h))),
     ("queue_expired_lease_is_reclaimed", |h| Box::pin(queue_expired_lease_is_reclaimed(h))),
@@ -882,6 +883,36 @@ pub async fn write_batches_apply_each_write(h: Harness) {
     assert_eq!(detail.actions.len(), 1);
     assert_eq!(detail.record, Some(json!({"ok": true})));
     assert_eq!(store.queue_stats().await.unwrap().depth(), 0, "the item was completed");
+}
+
+/// A run created and started in one batch reads as running since the start; a second create
+/// of the same run changes nothing, and a start after it still applies.
+pub async fn a_batch_creates_and_starts_a_run_as_one(h: Harness) {
+    let store = h.store.as_ref();
+    let run = new_run("f", start_time(), json!({"body": {"n": 1}}));
+    let id = run.id;
+    let started = start_time() + Duration::from_secs(5);
+    let writes = vec![RunWrite::Create(run.clone()), RunWrite::Start { run: id, at: started }];
+    assert!(store.write_batch(writes).await.unwrap().iter().all(Result::is_ok));
+    let summary = store.get_run(id).await.unwrap().expect("created").summary;
+    assert_eq!((summary.status, summary.started_at), (RunStatus::Running, Some(started)));
+
+    let other = new_run("f", start_time(), json!({}));
+    store.create_run(other.clone()).await.unwrap();
+    let later = started + Duration::from_secs(5);
+    let writes = vec![RunWrite::Create(other.clone()), RunWrite::Start { run: other.id, at: later }];
+    assert!(store.write_batch(writes).await.unwrap().iter().all(Result::is_ok));
+    let summary = store.get_run(other.id).await.unwrap().expect("created").summary;
+    assert_eq!((summary.status, summary.started_at), (RunStatus::Running, Some(later)));
+    let writes = vec![
+        RunWrite::Create(run),
+        RunWrite::Start { run: id, at: later },
+        RunWrite::Action { run: id, action: action("A", "succeeded", json!(1)) },
+    ];
+    assert!(store.write_batch(writes).await.unwrap().iter().all(Result::is_ok));
+    let detail = store.get_run(id).await.unwrap().expect("created");
+    assert_eq!(detail.summary.started_at, Some(started), "the first start time is kept");
+    assert_eq!(detail.actions.len(), 1);
 }
 
 /// Events accepted with a lease are stored like any other, but their work is already leased to

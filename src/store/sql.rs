@@ -130,8 +130,8 @@ pub(crate) const REQUEUE_DEAD: &str =
     "UPDATE queue SET state = 'ready', attempts = 0, due_at = $1 WHERE id = $2 AND state = 'dead'";
 
 pub(crate) const INSERT_RUN: &str = "INSERT INTO runs
-     (id, flow, status, event_id, resubmit_of, created_at, search_text)
-     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING";
+     (id, flow, status, event_id, resubmit_of, created_at, search_text, started_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING";
 
 pub(crate) const INSERT_RUN_DATA: &str = "INSERT INTO run_data (run_id, inputs) VALUES ($1, $2)";
 
