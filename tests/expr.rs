@@ -630,14 +630,14 @@ struct TestScope {
 }
 
 impl Scope for TestScope {
-    fn trigger(&self) -> Value {
-        json!({"headers": {"x-ms-id": "abc"}, "body": {"referral_id": "r-1", "$formdata": [
+    fn trigger(&self) -> Arc<Value> {
+        Arc::new(json!({"headers": {"x-ms-id": "abc"}, "body": {"referral_id": "r-1", "$formdata": [
             {"key": "feedUrl", "value": "https://feeds.example.com/a.xml"},
             {"key": "tag", "value": "one"}, {"key": "tag", "value": "two"}
-        ]}})
+        ]}}))
     }
-    fn action(&self, name: &str) -> Option<Value> {
-        match name {
+    fn action(&self, name: &str) -> Option<Arc<Value>> {
+        let record = match name {
             "get_user" => Some(json!({"name": "get_user", "status": "succeeded",
                 "outputs": {"statusCode": 200, "headers": {}, "body": {"status": "Succeeded", "id": 7}}})),
             "compose" => {
@@ -646,7 +646,8 @@ impl Scope for TestScope {
             "send" => Some(json!({"name": "send", "status": "succeeded",
                 "outputs": {"body": {"$formdata": [{"key": "Subject", "value": "Hello world"}]}}})),
             _ => None,
-        }
+        };
+        record.map(Arc::new)
     }
     fn variable(&self, name: &str) -> Option<Value> {
         (name == "numItems").then(|| json!(20))

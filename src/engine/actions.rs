@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use indexmap::IndexMap;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::Exec;
 use super::block::body_of;
@@ -34,6 +34,15 @@ pub(crate) fn template_error(error: ExprError) -> ActionError {
         None => error.message,
     };
     ActionError::new("InvalidTemplate", message)
+}
+
+/// A JSON object of `fields`, in order, the values moved in (`json!` would copy them).
+pub(crate) fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
+    let mut map = Map::with_capacity(N);
+    for (key, value) in fields {
+        map.insert(key.to_string(), value);
+    }
+    Value::Object(map)
 }
 
 /// Renders a template, mapping errors to `InvalidTemplate`.
@@ -110,9 +119,9 @@ fn compose(inputs: &Template, scope: &Arc<dyn Scope>) -> Produced {
 
 fn parse_json(content: &Template, schema: Option<&Value>, scope: &Arc<dyn Scope>) -> Produced {
     let content = render(content, scope)?;
-    let inputs = json!({"content": content, "schema": schema});
+    let inputs = object([("content", content), ("schema", schema.cloned().unwrap_or(Value::Null))]);
     let fail = |error: ActionError| Failure { inputs: Some(inputs.clone()), error };
-    let parsed = match &content {
+    let parsed = match &inputs["content"] {
         Value::String(text) => serde_json::from_str(text)
             .map_err(|e| fail(ActionError::new("InvalidJSON", format!("content is not valid JSON: {e}"))))?,
         other => other.clone(),
@@ -158,11 +167,11 @@ fn select(from: &Template, map: &Template, frame: &Arc<Frame>) -> Produced {
 
 fn filter(from: &Template, condition: &Template, frame: &Arc<Frame>) -> Produced {
     let scope: Arc<dyn Scope> = frame.clone();
-    let items = array_input(from, &scope, "from")?;
-    let inputs = json!({"from": items});
+    let inputs = object([("from", Value::Array(array_input(from, &scope, "from")?))]);
     let fail = |error: ActionError| Failure { inputs: Some(inputs.clone()), error };
+    let items = inputs["from"].as_array().map_or(&[][..], Vec::as_slice);
     let mut out = Vec::new();
-    for item in &items {
+    for item in items {
         let item_scope: Arc<dyn Scope> = Arc::new(ItemScope { frame: frame.clone(), item: item.clone() });
         match render(condition, &item_scope).map_err(fail)? {
             Value::Bool(true) => out.push(item.clone()),
@@ -193,7 +202,8 @@ fn join(from: &Template, separator: &Template, scope: &Arc<dyn Scope>) -> Produc
         other => other.to_string(),
     };
     let joined = items.iter().map(as_text).collect::<Vec<_>>().join(&separator);
-    Ok((Some(json!({"from": items, "separator": separator})), Some(Value::String(joined))))
+    let inputs = object([("from", Value::Array(items)), ("separator", Value::String(separator))]);
+    Ok((Some(inputs), Some(Value::String(joined))))
 }
 
 fn fits(kind: VariableType, value: &Value) -> bool {
@@ -243,8 +253,9 @@ fn not_initialized(name: &str) -> ActionError {
     )
 }
 
-fn variable_io(name: &str, value: Value, new_value: &Value) -> (Option<Value>, Option<Value>) {
-    (Some(json!({"name": name, "value": value})), Some(json!({"name": name, "value": new_value})))
+fn variable_io(name: &str, value: Value, new_value: Value) -> (Option<Value>, Option<Value>) {
+    let io = |value| object([("name", Value::String(name.to_string())), ("value", value)]);
+    (Some(io(value)), Some(io(new_value)))
 }
 
 fn initialize_variable(
@@ -269,7 +280,9 @@ fn initialize_variable(
         return Err(fail(ActionError::new("VariableAlreadyInitialized", message)));
     }
     variables.insert(name.to_string(), Variable { kind, value: value.clone() });
-    Ok((Some(inputs), Some(json!({"name": name, "value": value}))))
+    drop(variables);
+    let outputs = object([("name", Value::String(name.to_string())), ("value", value)]);
+    Ok((Some(inputs), Some(outputs)))
 }
 
 /// Changes a variable under the variables lock, so concurrent loop iterations never lose an update.
@@ -285,7 +298,7 @@ fn update_variable(
     change(variable, &value).map_err(fail)?;
     let new_value = variable.value.clone();
     drop(variables);
-    Ok(variable_io(name, value, &new_value))
+    Ok(variable_io(name, value, new_value))
 }
 
 fn set_variable(frame: &Frame, name: &str, value: &Template, scope: &Arc<dyn Scope>) -> Produced {
@@ -381,29 +394,32 @@ fn response(
     let status = render(status, scope)?;
     let headers = render(headers, scope)?;
     let body = render(body, scope)?;
-    let inputs = json!({"status": status, "headers": headers, "body": body});
+    let inputs = object([("status", status), ("headers", headers), ("body", body)]);
     let fail = |error: ActionError| Failure { inputs: Some(inputs.clone()), error };
+    let status = &inputs["status"];
     let code = status
         .as_u64()
         .and_then(|c| u16::try_from(c).ok())
         .filter(|c| (200..=599).contains(c) && !(300..400).contains(c))
         .ok_or_else(|| fail(invalid(format!("`status` must be a 2xx, 4xx or 5xx code, got {status}"))))?;
-    let headers: IndexMap<String, String> = match &headers {
+    let headers: IndexMap<String, String> = match &inputs["headers"] {
         Value::Object(map) => map.iter().map(|(k, v)| (k.clone(), as_text(v))).collect(),
         Value::Null => IndexMap::new(),
         other => return Err(fail(invalid(format!("`headers` must be an object, got {}", type_name(other))))),
     };
-    let record = ResponseRecord { status: code, headers, body };
+    let record = ResponseRecord { status: code, headers, body: inputs["body"].clone() };
     {
         let mut slot = lock(&frame.shared.response);
         if slot.is_some() {
             let message = "the request was already answered by an earlier response action";
             return Err(fail(ActionError::new("ResponseAlreadySent", message)));
         }
-        *slot = Some(record.clone());
-    }
-    if let Some(observer) = &frame.shared.observer {
-        observer.response(&record);
+        // The observer hears of the answer while it is stored, so the record moves into the
+        // slot instead of being copied for it.
+        if let Some(observer) = &frame.shared.observer {
+            observer.response(&record);
+        }
+        *slot = Some(record);
     }
     Ok((Some(inputs.clone()), Some(inputs)))
 }

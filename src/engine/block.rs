@@ -301,21 +301,24 @@ pub(crate) fn container_status(
 }
 
 /// Puts a frame's results in written order: each container first, then the actions inside it.
-pub(crate) fn ordered(block: &Block, mut entries: IndexMap<String, Entry>) -> IndexMap<String, ActionResult> {
+pub(crate) fn ordered(
+    block: &Block,
+    mut entries: IndexMap<String, Arc<Entry>>,
+) -> IndexMap<String, ActionResult> {
     let mut out = IndexMap::with_capacity(entries.len());
     order_into(block, &mut entries, &mut out);
-    out.extend(entries.into_iter().map(|(name, entry)| (name, entry.result)));
+    out.extend(entries.into_iter().map(|(name, entry)| (name, entry.into_result())));
     out
 }
 
 fn order_into(
     block: &Block,
-    entries: &mut IndexMap<String, Entry>,
+    entries: &mut IndexMap<String, Arc<Entry>>,
     out: &mut IndexMap<String, ActionResult>,
 ) {
     for action in &block.actions {
         if let Some(entry) = entries.swap_remove(&action.name) {
-            out.insert(action.name.clone(), entry.result);
+            out.insert(action.name.clone(), entry.into_result());
         }
         for child in flat_children(&action.kind) {
             order_into(child, entries, out);

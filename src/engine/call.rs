@@ -8,14 +8,14 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use super::Exec;
-use super::actions::render;
+use super::actions::{object, render};
 use super::control::failed;
 use super::mock::{MockAnswer, OutboundCall};
 use super::record::{ActionError, ActionResult, Attempt, Status};
 use super::retry::{retry_count, retry_delay};
 use super::state::Frame;
 use crate::connectors::http::effect_of_method;
-use crate::connectors::{Connector, ConnectorError, HttpRequest, OperationCall};
+use crate::connectors::{Connector, ConnectorError, HttpRequest, HttpResponse, OperationCall};
 use crate::expr::{Scope, Template};
 use crate::flow::Action;
 
@@ -49,15 +49,14 @@ impl CallFailure {
 
 /// Makes attempts (numbered from 1) until one succeeds, the failure is not retryable or the
 /// policy's retries are used up. The server's `Retry-After` wins over the policy's own wait
-/// (reference §2.5).
-async fn with_retries<F, Fut>(exec: &Exec<'_>, action: &Action, inputs: Value, mut attempt: F) -> ActionResult
+/// (reference §2.5). The caller records the action's inputs, which the attempts only borrow.
+async fn with_retries<F, Fut>(exec: &Exec<'_>, action: &Action, mut attempt: F) -> ActionResult
 where
     F: FnMut(u32) -> Fut,
     Fut: Future<Output = Result<Value, CallFailure>>,
 {
     let allowed = retry_count(&action.retry);
     let mut result = ActionResult::new(Status::Succeeded);
-    result.inputs = Some(inputs);
     loop {
         let started_at = exec.clock().now();
         result.attempts += 1;
@@ -84,7 +83,7 @@ where
 
 /// Outputs of a write a dry-run held back: the exact request it would have sent.
 fn dry_run_outputs(request: &HttpRequest) -> Value {
-    json!({"dry_run": true, "request": request.masked()})
+    object([("dry_run", Value::Bool(true)), ("request", request.masked_value())])
 }
 
 fn invalid(message: impl Into<String>) -> ActionError {
@@ -101,8 +100,22 @@ fn text(value: &Value) -> String {
 
 const HTTP_KEYS: [&str; 6] = ["method", "url", "headers", "query", "body", "authentication"];
 
-/// Builds the request an `http` action describes.
-fn build_request(value: &Value) -> Result<HttpRequest, ActionError> {
+/// Builds the request an `http` action describes, moving the body out of the rendered value;
+/// on error the value comes back untouched with it.
+fn build_request(value: Value) -> Result<HttpRequest, (ActionError, Value)> {
+    let (method, url, headers) = match request_head(&value) {
+        Ok(head) => head,
+        Err(error) => return Err((error, value)),
+    };
+    let body = match value {
+        Value::Object(mut map) => map.remove("body").filter(|b| !b.is_null()),
+        _ => None,
+    };
+    Ok(HttpRequest { method, url, headers, body })
+}
+
+/// The method, URL (with the query) and headers (with the authentication) of an `http` action.
+fn request_head(value: &Value) -> Result<(String, String, BTreeMap<String, String>), ActionError> {
     let Value::Object(map) = value else {
         return Err(invalid(
             "an http action needs `method`, `url` and optionally `headers`, `query`, `body`, `authentication`",
@@ -144,8 +157,7 @@ fn build_request(value: &Value) -> Result<HttpRequest, ActionError> {
     if let Some(auth) = map.get("authentication").filter(|a| !a.is_null()) {
         headers.insert("Authorization".into(), authorization(auth)?);
     }
-    let body = map.get("body").filter(|b| !b.is_null()).cloned();
-    Ok(HttpRequest { method, url: url.into(), headers, body })
+    Ok((method, url.into(), headers))
 }
 
 fn authorization(auth: &Value) -> Result<String, ActionError> {
@@ -165,8 +177,15 @@ fn authorization(auth: &Value) -> Result<String, ActionError> {
     }
 }
 
-fn response_outputs(status: u16, headers: &BTreeMap<String, String>, body: &Value) -> Value {
-    json!({"statusCode": status, "headers": headers, "body": body})
+/// `{"statusCode", "headers", "body"}` of an answer, its parts moved in.
+fn response_outputs(status: u16, headers: BTreeMap<String, String>, body: Value) -> Value {
+    let headers = headers.into_iter().map(|(name, value)| (name, Value::String(value))).collect();
+    object([("statusCode", Value::from(status)), ("headers", Value::Object(headers)), ("body", body)])
+}
+
+/// [`response_outputs`] of an answer that is still needed (for the error it becomes).
+fn copied_outputs(response: &HttpResponse) -> Value {
+    response_outputs(response.status, response.headers.clone(), response.body.clone())
 }
 
 /// What the run's mocks answer for one attempt, shaped like the real call's outcome; `None`
@@ -184,10 +203,10 @@ fn mocked(
     let call = OutboundCall { action: &action.name, iterations: &iterations, target, inputs, attempt };
     Some(match mocks.answer(&call)? {
         MockAnswer::Response(response) if response.is_success() => {
-            Ok(response_outputs(response.status, &response.headers, &response.body))
+            Ok(response_outputs(response.status, response.headers, response.body))
         }
         MockAnswer::Response(response) => {
-            let outputs = response_outputs(response.status, &response.headers, &response.body);
+            let outputs = copied_outputs(&response);
             let mut failure = CallFailure::from_connector(response.into_error(exec.clock().now()));
             // A failed `http` action keeps the response headers; connector failures do not.
             if target == "http" {
@@ -212,28 +231,26 @@ pub(crate) async fn http(
         Ok(value) => value,
         Err(error) => return failed(None, error),
     };
-    let request = match build_request(&rendered) {
+    let request = match build_request(rendered) {
         Ok(request) => request,
-        Err(error) => return failed(Some(rendered), error),
+        Err((error, rendered)) => return failed(Some(rendered), error),
     };
-    let inputs = serde_json::to_value(request.masked()).unwrap_or(Value::Null);
+    let inputs = request.masked_value();
     let effect = effect_of_method(&request.method);
     let client = &exec.options.http;
-    let recorded = inputs.clone();
-    with_retries(exec, action, inputs, |attempt| {
-        let recorded = &recorded;
-        let request = &request;
+    let mut result = with_retries(exec, action, |attempt| {
+        let (inputs, request) = (&inputs, &request);
         async move {
-            if let Some(answer) = mocked(exec, action, frame, "http", recorded, attempt) {
+            if let Some(answer) = mocked(exec, action, frame, "http", inputs, attempt) {
                 return answer;
             }
             match client.send(request.clone(), effect).await {
                 Ok(None) => Ok(dry_run_outputs(request)),
                 Ok(Some(response)) if response.is_success() => {
-                    Ok(response_outputs(response.status, &response.headers, &response.body))
+                    Ok(response_outputs(response.status, response.headers, response.body))
                 }
                 Ok(Some(response)) => {
-                    let outputs = response_outputs(response.status, &response.headers, &response.body);
+                    let outputs = copied_outputs(&response);
                     let error = response.into_error(exec.clock().now());
                     let mut failure = CallFailure::from_connector(error);
                     failure.error.message =
@@ -245,7 +262,9 @@ pub(crate) async fn http(
             }
         }
     })
-    .await
+    .await;
+    result.inputs = Some(inputs);
+    result
 }
 
 /// Which connector operation an action calls.
@@ -296,7 +315,7 @@ pub(crate) async fn connector(
     };
     let operation = target.operation;
     let called = format!("{}.{operation}", target.connector);
-    with_retries(exec, action, inputs.clone(), |attempt| {
+    let mut result = with_retries(exec, action, |attempt| {
         let (resolved, inputs, called) = (&resolved, &inputs, &called);
         async move {
             if let Some(answer) = mocked(exec, action, frame, called, inputs, attempt) {
@@ -312,13 +331,19 @@ pub(crate) async fn connector(
                 Ok(output) => {
                     let headers: Map<String, Value> =
                         output.headers.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
-                    Ok(json!({"statusCode": output.status, "headers": headers, "body": output.body}))
+                    Ok(object([
+                        ("statusCode", json!(output.status)),
+                        ("headers", Value::Object(headers)),
+                        ("body", output.body),
+                    ]))
                 }
                 Err(error) => Err(CallFailure::from_connector(error)),
             }
         }
     })
-    .await
+    .await;
+    result.inputs = Some(inputs);
+    result
 }
 
 #[cfg(test)]
@@ -327,7 +352,7 @@ mod tests {
 
     #[test]
     fn requests_get_query_and_authentication() {
-        let request = build_request(&json!({
+        let request = build_request(json!({
             "method": "post",
             "url": "http://127.0.0.1:1/items",
             "query": {"q": "a b", "n": 2},
@@ -343,12 +368,13 @@ mod tests {
 
     #[test]
     fn bad_requests_say_what_to_fix() {
-        let error = build_request(&json!({"url": "ftp://x/"})).unwrap_err();
+        let (error, _) = build_request(json!({"url": "ftp://x/"})).unwrap_err();
         assert!(error.message.contains("http or https"), "{}", error.message);
-        let error = build_request(&json!({"url": "http://x/", "verb": "GET"})).unwrap_err();
+        let (error, _) = build_request(json!({"url": "http://x/", "verb": "GET"})).unwrap_err();
         assert!(error.message.contains("unknown http key `verb`"), "{}", error.message);
-        let error =
-            build_request(&json!({"url": "http://x/", "authentication": {"type": "bearer"}})).unwrap_err();
+        let (error, rendered) =
+            build_request(json!({"url": "http://x/", "authentication": {"type": "bearer"}})).unwrap_err();
         assert!(error.message.contains("needs `token`"), "{}", error.message);
+        assert_eq!(rendered, json!({"url": "http://x/", "authentication": {"type": "bearer"}}));
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::actions::render;
+use super::actions::{object, render};
 use super::control::failed;
 use super::mock::{MockAnswer, OutboundCall};
 use super::record::{ActionError, ActionResult, Status};
@@ -99,12 +99,13 @@ pub(crate) async fn run_flow(
     // Boxed: a child run is a run, whose future cannot contain itself.
     let work: Pin<Box<dyn Future<Output = super::Run> + Send + '_>> =
         Box::pin(super::run(&child, event, &options));
-    let run = work.await;
-    let response = run.response.as_ref().map(|r| r.body.clone()).unwrap_or(Value::Null);
+    let mut run = work.await;
+    let response = run.response.take().map_or(Value::Null, |r| r.body);
     let mut result = ActionResult::new(if run.succeeded() { Status::Succeeded } else { Status::Failed });
     result.attempts = 1;
     result.inputs = Some(inputs);
-    result.outputs = Some(json!({"run": run.run_id, "status": run.status, "body": response}));
+    result.outputs =
+        Some(object([("run", json!(run.run_id)), ("status", json!(run.status)), ("body", response)]));
     if !run.succeeded() {
         let cause = run.error.as_ref().map_or("it did not succeed".to_string(), |e| e.message.clone());
         result.error = Some(ActionError::new(
@@ -123,7 +124,8 @@ fn mocked(inputs: Value, answer: MockAnswer) -> ActionResult {
             result.attempts = 1;
             result.inputs = Some(inputs);
             let status = if succeeded { "succeeded" } else { "failed" };
-            result.outputs = Some(json!({"run": null, "status": status, "body": response.body}));
+            result.outputs =
+                Some(object([("run", Value::Null), ("status", json!(status)), ("body", response.body)]));
             if !succeeded {
                 result.error = Some(ActionError::new(
                     "ChildFlowFailed",

@@ -190,7 +190,8 @@ async fn run_switch(
     };
     let case = matched.map(|i| cases[i].0.clone()).unwrap_or(Value::String("default".into()));
     let outcome = run_block(exec, chosen, frame).await;
-    finished_container(chosen, &outcome, frame, Some(json!({"on": value})), Some(json!({"case": case})))
+    let inputs = super::actions::object([("on", value)]);
+    finished_container(chosen, &outcome, frame, Some(inputs), Some(json!({"case": case})))
 }
 
 /// Runs one loop iteration in its own frame.

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indexmap::IndexMap;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use tokio::sync::watch;
 
 pub use child::{FlowFolder, FlowSource, MAX_DEPTH};
@@ -54,25 +54,32 @@ impl TriggerEvent {
     /// Reads an event file's JSON: an object whose only keys are `body` and optionally
     /// `headers` is the full form; anything else is the body itself.
     pub fn from_json(value: Value) -> Self {
-        if let Value::Object(map) = &value {
-            let full_form = map.contains_key("body") && map.keys().all(|k| k == "body" || k == "headers");
-            let headers_ok = map.get("headers").is_none_or(Value::is_object);
-            if full_form && headers_ok {
-                let mut map = map.clone();
+        match value {
+            Value::Object(mut map) if is_full_form(&map) => {
                 let headers = match map.remove("headers") {
                     Some(Value::Object(h)) => h,
                     _ => Map::new(),
                 };
                 let body = map.remove("body").unwrap_or(Value::Null);
-                return TriggerEvent { headers, body };
+                TriggerEvent { headers, body }
             }
+            other => TriggerEvent::from_body(other),
         }
-        TriggerEvent::from_body(value)
     }
 
-    fn outputs(&self) -> Value {
-        json!({"headers": self.headers, "body": self.body})
+    /// `{"headers": …, "body": …}`, what `triggerOutputs()` reads; the event is moved in.
+    fn into_outputs(self) -> Value {
+        let mut outputs = Map::with_capacity(2);
+        outputs.insert("headers".into(), Value::Object(self.headers));
+        outputs.insert("body".into(), self.body);
+        Value::Object(outputs)
     }
+}
+
+/// Whether an event file's object is the full form: `body`, and optionally `headers` as an object.
+fn is_full_form(map: &Map<String, Value>) -> bool {
+    let full_form = map.contains_key("body") && map.keys().all(|k| k == "body" || k == "headers");
+    full_form && map.get("headers").is_none_or(Value::is_object)
 }
 
 /// A handle that stops a run: running actions are cancelled and the rest skipped.
@@ -218,7 +225,7 @@ pub async fn run(flow: &Flow, event: TriggerEvent, options: &RunOptions) -> Run 
     let shared = Arc::new(Shared {
         flow_name: flow.name.clone(),
         run_id: run_id.clone(),
-        trigger: event.outputs(),
+        trigger: Arc::new(event.into_outputs()),
         parameters: parameters(flow, options),
         mappings: flow.mappings.clone(),
         sync: flow.sync.clone(),
@@ -231,27 +238,37 @@ pub async fn run(flow: &Flow, event: TriggerEvent, options: &RunOptions) -> Run 
         observer: options.observer.clone(),
     });
     let root = Frame::root(shared.clone());
-    let exec = Exec { flow, options };
-    let work = block::run_block(&exec, &flow.root, &root);
-    tokio::pin!(work);
-    // A per-run stop token, so a terminate never trips the caller's token.
-    let outcome = tokio::select! {
-        outcome = &mut work => outcome,
-        () = options.cancel.cancelled() => {
-            shared.stop.cancel();
-            work.await
+    let outcome = {
+        let exec = Exec { flow, options };
+        let work = block::run_block(&exec, &flow.root, &root);
+        tokio::pin!(work);
+        // A per-run stop token, so a terminate never trips the caller's token.
+        tokio::select! {
+            outcome = &mut work => outcome,
+            () = options.cancel.cancelled() => {
+                shared.stop.cancel();
+                work.await
+            }
         }
     };
     let (status, error) = run_status(&flow.root, &outcome, &root);
     let actions = block::ordered(&flow.root, root.take_entries());
+    drop(root);
+    // The run is over: what it kept moves into the record instead of being copied.
     let response = state::lock(&shared.response).take();
-    let variables =
-        state::lock(&shared.variables).iter().map(|(name, v)| (name.clone(), v.value.clone())).collect();
+    let variables = std::mem::take(&mut *state::lock(&shared.variables))
+        .into_iter()
+        .map(|(name, v)| (name, v.value))
+        .collect();
+    let trigger = match Arc::try_unwrap(shared) {
+        Ok(shared) => Arc::unwrap_or_clone(shared.trigger),
+        Err(shared) => Value::clone(&shared.trigger),
+    };
     let mut run = Run {
         flow: flow.name.clone(),
         run_id,
         status,
-        trigger: TriggerRecord { outputs: shared.trigger.clone() },
+        trigger: TriggerRecord { outputs: trigger },
         started_at,
         ended_at: options.clock.now(),
         error,

@@ -1,7 +1,7 @@
 //! The live state of a run, and what templates see of it (the [`Scope`] implementation).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
@@ -33,11 +33,40 @@ pub(crate) enum BodyOf {
     Field,
 }
 
-/// A finished action as the run keeps it.
-#[derive(Debug, Clone)]
+/// A finished action as the run keeps it, shared (`Arc<Entry>`) between its frame, the loop's
+/// `latest` map and the templates reading it rather than copied.
+#[derive(Debug)]
 pub(crate) struct Entry {
     pub result: ActionResult,
     pub body: BodyOf,
+    /// The record templates read (`actions('x')`), kept from the first read (see [`Entry::record`]).
+    record: OnceLock<Arc<Value>>,
+}
+
+impl Entry {
+    fn new(result: ActionResult, body: BodyOf) -> Self {
+        Entry { result, body, record: OnceLock::new() }
+    }
+
+    /// The record of this entry as `actions('name')` returns it.
+    ///
+    /// A record that copies a document (inputs or outputs that are a map or a list) is built
+    /// once and kept, so later reads share it. One of scalars is rebuilt on each read: that
+    /// costs less than keeping its dozen small allocations alive until the run ends.
+    fn record(&self, name: &str) -> Arc<Value> {
+        let build = || Arc::new(action_value(name, &self.result, self.body));
+        let is_document = |value: &Option<Value>| matches!(value, Some(Value::Object(_) | Value::Array(_)));
+        if is_document(&self.result.inputs) || is_document(&self.result.outputs) {
+            self.record.get_or_init(build).clone()
+        } else {
+            build()
+        }
+    }
+
+    /// The result, moved out unless something (the loop's `latest`) still holds the entry.
+    pub fn into_result(self: Arc<Self>) -> ActionResult {
+        Arc::try_unwrap(self).map_or_else(|shared| shared.result.clone(), |entry| entry.result)
+    }
 }
 
 /// Why the run was stopped early by a `terminate` action.
@@ -52,13 +81,14 @@ pub(crate) struct Termination {
 pub(crate) struct Shared {
     pub flow_name: String,
     pub run_id: String,
-    pub trigger: Value,
+    /// The trigger's outputs, `{"headers": …, "body": …}`, shared with every template.
+    pub trigger: Arc<Value>,
     pub parameters: IndexMap<String, Value>,
     pub mappings: Arc<Mappings>,
     pub sync: Arc<SyncSettings>,
     pub variables: Mutex<HashMap<String, Variable>>,
     /// Latest record of each action inside a loop, so `body('x')` works from outside the loop.
-    pub latest: Mutex<HashMap<String, Entry>>,
+    pub latest: Mutex<HashMap<String, Arc<Entry>>>,
     /// Container name -> names of the actions directly inside it, for `result('x')`.
     pub children: HashMap<String, Vec<String>>,
     pub stop: CancelToken,
@@ -89,7 +119,7 @@ pub(crate) struct Frame {
     pub shared: Arc<Shared>,
     parent: Option<Arc<Frame>>,
     pub loop_info: Option<LoopInfo>,
-    entries: Mutex<IndexMap<String, Entry>>,
+    entries: Mutex<IndexMap<String, Arc<Entry>>>,
 }
 
 impl Frame {
@@ -116,12 +146,17 @@ impl Frame {
     /// Keeps a finished action and tells the observer.
     pub fn record(&self, name: &str, result: ActionResult, body: BodyOf) {
         if let Some(observer) = &self.shared.observer {
-            let mut shown = result.clone();
-            super::redact_result(&mut shown);
             let path = self.iteration_path();
-            observer.action_finished(&ActionEvent { name, iterations: &path, result: &shown });
+            // Redacting changes nothing until a secret is revealed: only then copy the result.
+            if crate::expr::secrets::any_revealed() {
+                let mut shown = result.clone();
+                super::redact_result(&mut shown);
+                observer.action_finished(&ActionEvent { name, iterations: &path, result: &shown });
+            } else {
+                observer.action_finished(&ActionEvent { name, iterations: &path, result: &result });
+            }
         }
-        let entry = Entry { result, body };
+        let entry = Arc::new(Entry::new(result, body));
         if self.in_loop() {
             lock(&self.shared.latest).insert(name.to_string(), entry.clone());
         }
@@ -134,7 +169,7 @@ impl Frame {
     }
 
     /// Takes every recorded action out of the frame.
-    pub fn take_entries(&self) -> IndexMap<String, Entry> {
+    pub fn take_entries(&self) -> IndexMap<String, Arc<Entry>> {
         std::mem::take(&mut *lock(&self.entries))
     }
 
@@ -152,7 +187,8 @@ impl Frame {
         path
     }
 
-    fn find_entry(&self, name: &str) -> Option<Entry> {
+    /// The entry of `name`: in this frame, an enclosing one, or the latest of any loop.
+    fn find_entry(&self, name: &str) -> Option<Arc<Entry>> {
         let mut frame = Some(self);
         while let Some(f) = frame {
             if let Some(entry) = lock(&f.entries).get(name) {
@@ -179,10 +215,9 @@ impl Frame {
 }
 
 /// The record `actions('x')` returns; `body` is resolved the way `body('x')` reads it.
-fn action_value(name: &str, entry: &Entry) -> Value {
-    let result = &entry.result;
+fn action_value(name: &str, result: &ActionResult, body_of: BodyOf) -> Value {
     let outputs = result.outputs.clone().unwrap_or(Value::Null);
-    let body = match entry.body {
+    let body = match body_of {
         BodyOf::Outputs => outputs.clone(),
         BodyOf::Field => outputs.get("body").cloned().unwrap_or(Value::Null),
     };
@@ -203,12 +238,12 @@ fn action_value(name: &str, entry: &Entry) -> Value {
 }
 
 impl Scope for Frame {
-    fn trigger(&self) -> Value {
+    fn trigger(&self) -> Arc<Value> {
         self.shared.trigger.clone()
     }
 
-    fn action(&self, name: &str) -> Option<Value> {
-        self.find_entry(name).map(|entry| action_value(name, &entry))
+    fn action(&self, name: &str) -> Option<Arc<Value>> {
+        self.find_entry(name).map(|entry| entry.record(name))
     }
 
     fn variable(&self, name: &str) -> Option<Value> {
@@ -239,14 +274,14 @@ impl Scope for Frame {
                     let per_iteration: Vec<Value> = iterations
                         .iter()
                         .filter_map(|it| it.actions.get(child))
-                        .map(|r| action_value(child, &Entry { result: r.clone(), body: BodyOf::Outputs }))
+                        .map(|r| action_value(child, r, BodyOf::Outputs))
                         .collect();
                     json!({"name": child, "outputs": per_iteration})
                 })
                 .collect(),
             None => children
                 .iter()
-                .filter_map(|child| self.find_entry(child).map(|e| action_value(child, &e)))
+                .filter_map(|child| self.find_entry(child).map(|e| action_value(child, &e.result, e.body)))
                 .collect(),
         };
         Some(Value::Array(items))
@@ -273,10 +308,10 @@ pub(crate) struct ItemScope {
 }
 
 impl Scope for ItemScope {
-    fn trigger(&self) -> Value {
+    fn trigger(&self) -> Arc<Value> {
         self.frame.trigger()
     }
-    fn action(&self, name: &str) -> Option<Value> {
+    fn action(&self, name: &str) -> Option<Arc<Value>> {
         self.frame.action(name)
     }
     fn variable(&self, name: &str) -> Option<Value> {
@@ -305,5 +340,40 @@ impl Scope for ItemScope {
     }
     fn sync_settings(&self) -> Arc<SyncSettings> {
         self.frame.sync_settings()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(outputs: Value) -> Entry {
+        let mut result = ActionResult::new(Status::Succeeded);
+        result.outputs = Some(outputs);
+        Entry::new(result, BodyOf::Field)
+    }
+
+    #[test]
+    fn a_record_holding_a_document_is_built_once() {
+        let entry = entry(json!({"statusCode": 200, "body": {"id": 7}}));
+        let first = entry.record("call");
+        assert!(Arc::ptr_eq(&first, &entry.record("call")));
+        assert_eq!(first["body"], json!({"id": 7}));
+        assert_eq!(first["outputs"]["statusCode"], json!(200));
+    }
+
+    #[test]
+    fn a_record_of_scalars_is_rebuilt_alike() {
+        let entry = entry(json!(3));
+        assert_eq!(entry.record("n"), entry.record("n"));
+        assert_eq!(entry.record("n")["name"], json!("n"));
+    }
+
+    #[test]
+    fn the_result_moves_out_or_is_copied_while_shared() {
+        let shared = Arc::new(entry(json!([1])));
+        let held = shared.clone();
+        assert_eq!(shared.into_result().outputs, Some(json!([1])));
+        assert_eq!(held.into_result().outputs, Some(json!([1])));
     }
 }

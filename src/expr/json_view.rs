@@ -123,10 +123,28 @@ impl Object for JsonView {
 /// A JSON value as a minijinja value; maps and lists become views of it.
 pub(crate) fn view(value: Value) -> JinjaValue {
     match value {
-        Value::Object(_) | Value::Array(_) => {
-            JinjaValue::from_object(JsonView { root: Arc::new(value), path: Vec::new() })
-        }
+        Value::Object(_) | Value::Array(_) => view_shared(Arc::new(value)),
         scalar => scalar_to_jinja(&scalar),
+    }
+}
+
+/// Like [`view`], for a borrowed value: a map or list is copied to be viewed, a scalar is
+/// converted directly.
+pub(crate) fn view_copy(value: &Value) -> JinjaValue {
+    match value {
+        Value::Object(_) | Value::Array(_) => view(value.clone()),
+        scalar => scalar_to_jinja(scalar),
+    }
+}
+
+/// Like [`view`], for a document that is already shared: maps and lists are viewed in place,
+/// so the document is never copied.
+pub(crate) fn view_shared(value: Arc<Value>) -> JinjaValue {
+    match &*value {
+        Value::Object(_) | Value::Array(_) => {
+            JinjaValue::from_object(JsonView { root: value, path: Vec::new() })
+        }
+        scalar => scalar_to_jinja(scalar),
     }
 }
 
@@ -178,5 +196,16 @@ mod tests {
         let eager = JinjaValue::from_pairs([("z", JinjaValue::from(1)), ("a", list)]);
         assert_eq!(v.to_string(), eager.to_string());
         assert_eq!(v, eager);
+    }
+
+    #[test]
+    fn shared_documents_are_viewed_without_copying() {
+        let doc = Arc::new(json!({"a": {"b": 1}}));
+        let v = view_shared(doc.clone());
+        assert_eq!(Arc::strong_count(&doc), 2);
+        let b = v.get_attr("a").and_then(|a| a.get_attr("b")).ok();
+        assert_eq!(b, Some(JinjaValue::from(1)));
+        assert_eq!(view_shared(Arc::new(json!("s"))), JinjaValue::from("s"));
+        assert!(view_shared(Arc::new(Value::Null)).is_none());
     }
 }

@@ -166,6 +166,11 @@ pub fn register(value: &str) {
     list.sort_by_key(|v| std::cmp::Reverse(v.len()));
 }
 
+/// Whether any secret value has been revealed, that is whether redacting can change anything.
+pub fn any_revealed() -> bool {
+    REVEALED.read().map_or(true, |list| !list.is_empty())
+}
+
 /// Replaces every revealed secret value inside `value` with `***`.
 pub fn redact_value(value: &mut Value) {
     let Ok(list) = REVEALED.read() else { return };

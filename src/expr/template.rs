@@ -9,15 +9,17 @@ use regex::Regex;
 use serde_json::Value;
 
 use super::functions::{self, Def};
-use super::values::{from_json_owned, text, to_json, try_to_json};
+use super::values::{from_json_owned, from_json_shared, text, to_json, try_to_json};
 use super::{datetime, secrets, sync, workflow};
 
 /// What a template can see of the run it is rendered in. The engine implements it.
 pub trait Scope: Send + Sync + std::fmt::Debug {
-    /// The trigger's outputs: `{"headers": …, "body": …}`.
-    fn trigger(&self) -> Value;
-    /// The record of a finished action: `{"name", "status", "inputs", "outputs", "body", "error", …}`.
-    fn action(&self, name: &str) -> Option<Value>;
+    /// The trigger's outputs: `{"headers": …, "body": …}`, shared rather than copied: every
+    /// template of a run reads the same document.
+    fn trigger(&self) -> Arc<Value>;
+    /// The record of a finished action: `{"name", "status", "inputs", "outputs", "body", "error", …}`,
+    /// shared rather than copied: it is built once, however many templates read it.
+    fn action(&self, name: &str) -> Option<Arc<Value>>;
     /// The current value of a variable.
     fn variable(&self, name: &str) -> Option<Value>;
     /// The value of a flow parameter.
@@ -299,19 +301,19 @@ impl ScopeHandle {
         ScopeHandle { scope, trigger: OnceLock::new(), actions: Mutex::new(Vec::new()) }
     }
 
-    /// The trigger's outputs, converted once per render.
+    /// The trigger's outputs, viewed in place (looked up once per render).
     pub(crate) fn trigger(&self) -> JinjaValue {
-        self.trigger.get_or_init(|| from_json_owned(self.scope.trigger())).clone()
+        self.trigger.get_or_init(|| from_json_shared(self.scope.trigger())).clone()
     }
 
-    /// An action's record, converted once per render.
+    /// An action's record, viewed in place (looked up once per render).
     pub(crate) fn action(&self, name: &str) -> Option<JinjaValue> {
         if let Ok(cache) = self.actions.lock() {
             if let Some((_, v)) = cache.iter().find(|(n, _)| n == name) {
                 return Some(v.clone());
             }
         }
-        let value = from_json_owned(self.scope.action(name)?);
+        let value = from_json_shared(self.scope.action(name)?);
         if let Ok(mut cache) = self.actions.lock() {
             cache.push((name.to_string(), value.clone()));
         }
@@ -512,10 +514,10 @@ pub struct DataScope {
 }
 
 impl Scope for DataScope {
-    fn trigger(&self) -> Value {
-        serde_json::json!({"headers": {}, "body": self.body})
+    fn trigger(&self) -> Arc<Value> {
+        Arc::new(serde_json::json!({"headers": {}, "body": self.body}))
     }
-    fn action(&self, _name: &str) -> Option<Value> {
+    fn action(&self, _name: &str) -> Option<Arc<Value>> {
         None
     }
     fn variable(&self, _name: &str) -> Option<Value> {

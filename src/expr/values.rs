@@ -1,11 +1,12 @@
 //! Moving values between JSON and minijinja, and Power Automate's rules for turning them into text.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use minijinja::value::{Value as JinjaValue, ValueKind};
 use serde_json::{Number, Value};
 
-use super::json_view::{JsonView, view};
+use super::json_view::{JsonView, view, view_copy, view_shared};
 
 /// A minijinja value as JSON (undefined and non-JSON values become `null`).
 pub(crate) fn to_json(value: &JinjaValue) -> Value {
@@ -56,15 +57,20 @@ fn map_to_json(value: &JinjaValue) -> Result<Value, serde_json::Error> {
     Ok(Value::Object(out))
 }
 
-/// A JSON value as a minijinja value: scalars are converted, maps and lists are viewed in place
-/// (see [`super::json_view`]).
+/// A JSON value as a minijinja value: scalars are converted, maps and lists are copied once and
+/// viewed in place (see [`super::json_view`]).
 pub(crate) fn from_json(value: &Value) -> JinjaValue {
-    view(value.clone())
+    view_copy(value)
 }
 
 /// Like [`from_json`], for a value the caller no longer needs: nothing is copied.
 pub(crate) fn from_json_owned(value: Value) -> JinjaValue {
     view(value)
+}
+
+/// Like [`from_json`], for a shared document: it is viewed in place, nothing is copied.
+pub(crate) fn from_json_shared(value: Arc<Value>) -> JinjaValue {
+    view_shared(value)
 }
 
 /// Power Automate's text form of a value, used by `string()` and by `@{…}` interpolation.

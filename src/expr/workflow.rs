@@ -5,6 +5,7 @@ use minijinja::value::{Rest, Value as JinjaValue};
 use minijinja::{Environment, State};
 use serde_json::Value;
 
+use super::json_view::JsonView;
 use super::mapping::MAPPING_KEY;
 use super::template::{SCOPE_KEY, ScopeHandle, check_args, invalid, scope_handle, undefined_error};
 use super::values::{from_json, from_json_owned, text, to_json};
@@ -63,7 +64,15 @@ fn action_body(record: &JinjaValue) -> JinjaValue {
 
 /// Form-data values for `key` in a body: `$formdata` entries, else a property of that name.
 fn form_values(body: &JinjaValue, key: &str) -> Vec<Value> {
-    let body = to_json(body);
+    // A body read from the run is a view of a shared document: read it in place.
+    let converted;
+    let body = match body.downcast_object_ref::<JsonView>() {
+        Some(view) => view.json(),
+        None => {
+            converted = to_json(body);
+            &converted
+        }
+    };
     if let Some(entries) = body.get("$formdata").and_then(Value::as_array) {
         return entries
             .iter()
@@ -78,10 +87,10 @@ fn form_values(body: &JinjaValue, key: &str) -> Vec<Value> {
     }
 }
 
-fn single_form_value(values: Vec<Value>, key: &str) -> Jr {
-    match values.as_slice() {
-        [one] => Ok(from_json(one)),
-        [] => Err(invalid(format!("the form data has no key '{key}'"))),
+fn single_form_value(mut values: Vec<Value>, key: &str) -> Jr {
+    match values.len() {
+        1 => Ok(from_json_owned(values.swap_remove(0))),
+        0 => Err(invalid(format!("the form data has no key '{key}'"))),
         _ => Err(invalid(format!(
             "the form data has more than one value for '{key}': use the MultiValues function"
         ))),

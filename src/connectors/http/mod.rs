@@ -35,6 +35,27 @@ impl HttpRequest {
         }
         shown
     }
+
+    /// [`HttpRequest::masked`] as JSON, for run records and dry-run outputs: the same value as
+    /// `serde_json::to_value(self.masked())`, with a single copy of the body.
+    pub fn masked_value(&self) -> Value {
+        let headers = self
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let shown = if is_credential_header(name) { mask_credential(value) } else { value.clone() };
+                (name.clone(), Value::String(shown))
+            })
+            .collect();
+        let mut map = serde_json::Map::with_capacity(4);
+        map.insert("method".into(), Value::String(self.method.clone()));
+        map.insert("url".into(), Value::String(self.url.clone()));
+        map.insert("headers".into(), Value::Object(headers));
+        if let Some(body) = &self.body {
+            map.insert("body".into(), body.clone());
+        }
+        Value::Object(map)
+    }
 }
 
 fn is_credential_header(name: &str) -> bool {
@@ -214,6 +235,24 @@ mod tests {
         let shown = request.masked();
         assert_eq!(shown.headers["Authorization"], "Bearer ***");
         assert_eq!(shown.headers["Accept"], "application/json");
+    }
+
+    #[test]
+    fn masked_value_is_the_masked_request_as_json() {
+        let mut headers = BTreeMap::new();
+        headers.insert("Cookie".to_string(), "session=abc".to_string());
+        headers.insert("Accept".to_string(), "application/json".to_string());
+        headers.insert("X-Api-Key".to_string(), "key value".to_string());
+        let body = serde_json::json!({"z": 1, "a": [true, null, "x"]});
+        let with_body =
+            HttpRequest { method: "POST".into(), url: "http://x/?q=1".into(), headers, body: Some(body) };
+        let without_body = HttpRequest { body: None, ..with_body.clone() };
+        for request in [with_body, without_body] {
+            let expected = serde_json::to_value(request.masked()).unwrap();
+            assert_eq!(request.masked_value(), expected);
+            let keys = |v: &Value| v.as_object().map(|m| m.keys().cloned().collect::<Vec<_>>());
+            assert_eq!(keys(&request.masked_value()), keys(&expected));
+        }
     }
 
     #[test]

@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::template::{invalid, scope_handle};
-use super::values::{from_json, text, to_json};
+use super::values::{from_json_owned, text, to_json};
 
 /// Where the settings live, relative to the folder of the flows.
 pub const SETTINGS_FILE: &str = "settings/sync.yaml";
@@ -402,7 +402,7 @@ pub(crate) fn register(env: &mut Environment<'static>) {
                 opportunity_as_referral: &to_json(&as_referral),
             };
             let plan = plan::plan(&settings, &pair);
-            Ok(from_json(&serde_json::to_value(plan).unwrap_or(Value::Null)))
+            Ok(from_json_owned(serde_json::to_value(plan).unwrap_or(Value::Null)))
         },
     );
 }
@@ -424,7 +424,7 @@ fn index_by(list: &Value, key: &str) -> Result<JinjaValue, minijinja::Error> {
             index.entry(text(k).into_owned()).or_insert_with(|| item.clone());
         }
     }
-    Ok(from_json(&Value::Object(index)))
+    Ok(from_json_owned(Value::Object(index)))
 }
 
 /// `pair_by({name: [list, 'key'], …})`: one object per key found in any list, with the key
@@ -455,7 +455,7 @@ fn pair_by(sides: &Value) -> Result<JinjaValue, minijinja::Error> {
             Value::Object(pair)
         })
         .collect();
-    Ok(from_json(&Value::Array(list)))
+    Ok(from_json_owned(Value::Array(list)))
 }
 
 #[cfg(test)]
