@@ -166,7 +166,7 @@ async fn call(
     operation: &str,
     inputs: Value,
 ) -> Result<OperationOutput, ConnectorError> {
-    connector.call(OperationCall { operation, inputs: &inputs, http }).await
+    connector.call(OperationCall::new(operation, &inputs, http)).await
 }
 
 async fn ok(connector: &dyn Connector, http: &HttpClient, operation: &str, inputs: Value) -> Value {
@@ -557,6 +557,45 @@ async fn genuine_webhook_events_verify_and_forged_tampered_or_replayed_ones_do_n
 }
 
 // ---------------------------------------------------------------- Salesforce
+
+#[tokio::test]
+async fn an_upsert_that_may_have_landed_is_checked_before_it_is_sent_again() {
+    let env = start().await;
+    let sf = env.sf();
+    let http = &env.http;
+    let inputs = |stage: &str, amount: Value| {
+        json!({"sobject": "Opportunity", "external_id_field": "Referral_Id__c", "external_id": "7f1c0e9a-landed",
+               "record": {"Name": "Landed", "StageName": stage, "CloseDate": "2025-03-31", "Amount": amount}})
+    };
+    let retried = |inputs: Value| {
+        let sf = sf.clone();
+        async move {
+            let call =
+                OperationCall { may_have_landed: true, ..OperationCall::new("upsert_record", &inputs, http) };
+            sf.call(call).await.unwrap().body
+        }
+    };
+    let writes = || env.sf_sandbox.writes_received();
+
+    // Nothing there yet: the check finds no record and the upsert creates it.
+    let created = retried(inputs("Prospecting", json!(1200))).await;
+    assert_eq!(created["created"], true);
+    assert_eq!(writes(), 1);
+
+    // The same write again (the amount sent as text this time): answered from the record.
+    let landed = retried(inputs("Prospecting", json!("1200"))).await;
+    assert_eq!(landed, json!({"id": created["id"], "success": true, "errors": [], "created": false}));
+    assert_eq!(writes(), 1, "a write that already landed is not sent again");
+
+    // A field differs: the write is sent.
+    let changed = retried(inputs("Qualification", json!(1200))).await;
+    assert_eq!(changed["created"], false);
+    assert_eq!(writes(), 2);
+
+    // A first attempt never checks.
+    ok(&*sf, http, "upsert_record", inputs("Qualification", json!(1200))).await;
+    assert_eq!(writes(), 3);
+}
 
 #[tokio::test]
 async fn salesforce_record_operations_round_trip() {

@@ -427,7 +427,7 @@ connections:
     impl Env {
         async fn call(&self, connector: &Arc<dyn Connector>, operation: &str, inputs: Value) -> Value {
             let http = HttpClient::new(reqwest::Client::new(), false);
-            match connector.call(OperationCall { operation, inputs: &inputs, http: &http }).await {
+            match connector.call(OperationCall::new(operation, &inputs, &http)).await {
                 Ok(output) => output.body,
                 Err(e) => panic!("{operation}: {e}"),
             }

@@ -31,7 +31,7 @@ async fn register(sandbox: &Sandbox, url: &str, events: &[&str]) {
     let pc = connections.partner_center["partner_center"].clone();
     let inputs = json!({"url": url, "events": events, "overwrite": true});
     let sending = HttpClient::new(reqwest::Client::new(), false);
-    let call = OperationCall { operation: "register_webhook", inputs: &inputs, http: &sending };
+    let call = OperationCall::new("register_webhook", &inputs, &sending);
     Connector::call(pc.as_ref(), call).await.unwrap();
 }
 
@@ -252,14 +252,14 @@ async fn sync_status_counts_pending_and_failed_records() {
     {
         let inputs = json!({"sobject": "Opportunity", "record": {"Name": name, "StageName": "Prospecting",
             "CloseDate": "2026-12-31", "Sync_with_Partner_Center__c": true, "Audit__c": audit}});
-        let call = OperationCall { operation: "create_record", inputs: &inputs, http: &sending };
+        let call = OperationCall::new("create_record", &inputs, &sending);
         created
             .push(Connector::call(sf.as_ref(), call).await.unwrap().body["id"].as_str().unwrap().to_string());
     }
     // A Microsoft Solution of the Opportunity that has no referral yet waits with it.
     let inputs = json!({"sobject": "Microsoft_Solution__c", "record": {"Name": "Sentinel",
         "Opportunity__c": created[0], "Solution_Id__c": "sol-1", "Sync_with_Partner_Center__c": true}});
-    let call = OperationCall { operation: "create_record", inputs: &inputs, http: &sending };
+    let call = OperationCall::new("create_record", &inputs, &sending);
     Connector::call(sf.as_ref(), call).await.unwrap();
     let status = coflow::cosell::status::sync_status(&flows_dir(), &connections, &http()).await.unwrap();
     let opportunity = &status.objects[0];

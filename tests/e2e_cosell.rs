@@ -254,7 +254,7 @@ impl Env {
     }
 
     async fn sf_call(&self, operation: &'static str, inputs: Value) -> Value {
-        let call = OperationCall { operation, inputs: &inputs, http: &self.http };
+        let call = OperationCall::new(operation, &inputs, &self.http);
         Connector::call(self.salesforce.as_ref(), call)
             .await
             .unwrap_or_else(|e| panic!("{operation} {inputs}: {e}"))
@@ -1178,7 +1178,7 @@ async fn a_reconciliation_of_a_thousand_referrals_in_step_makes_list_calls_only(
     let salesforce = connections.salesforce["salesforce"].clone();
     for batch in opportunities.chunks(200) {
         let inputs = json!({"records": batch});
-        let call = OperationCall { operation: "create_records", inputs: &inputs, http: &http };
+        let call = OperationCall::new("create_records", &inputs, &http);
         Connector::call(salesforce.as_ref(), call).await.unwrap();
     }
     let count = |name: &str| sandbox.faults.report()[counters[name]].fired;

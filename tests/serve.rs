@@ -585,8 +585,7 @@ async fn a_referral_shared_in_partner_center_reaches_the_flow_through_the_regist
     let connections = sandbox.connections().unwrap();
     let pc = connections.partner_center["partner_center"].clone();
     let inputs = json!({"url": format!("{}/hooks/pc-events", server.base), "events": ["referral-created"], "overwrite": true});
-    let call =
-        coflow::connectors::OperationCall { operation: "register_webhook", inputs: &inputs, http: &http };
+    let call = coflow::connectors::OperationCall::new("register_webhook", &inputs, &http);
     coflow::connectors::Connector::call(pc.as_ref(), call).await.unwrap();
     let shared: Value = server
         .client
@@ -614,7 +613,7 @@ async fn a_new_salesforce_record_fires_the_poll_trigger_once() {
     let connections = sandbox.connections().unwrap();
     let sf = connections.salesforce["salesforce"].clone();
     let inputs = json!({"sobject": "Opportunity", "record": {"Name": "Polled", "StageName": "Prospecting", "CloseDate": "2027-01-01"}});
-    let call = coflow::connectors::OperationCall { operation: "create_record", inputs: &inputs, http: &http };
+    let call = coflow::connectors::OperationCall::new("create_record", &inputs, &http);
     let created = coflow::connectors::Connector::call(sf.as_ref(), call).await.unwrap();
     let runs = server.wait_for_runs("new-opportunities", 1).await;
     let run = server.finished_run(runs[0]["id"].as_str().unwrap()).await;

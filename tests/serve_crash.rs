@@ -1,6 +1,7 @@
 //! Crash safety of `coflow serve`: the real binary is killed with SIGKILL under load and
 //! restarted on the same store; every event that was acknowledged must end in exactly one
-//! completed run, and the Salesforce emulator must hold exactly one record per event.
+//! completed run, and the Salesforce emulator must hold exactly one record per event and have
+//! received exactly one write for it.
 
 mod support;
 
@@ -45,11 +46,14 @@ async fn a_server_killed_under_load_loses_nothing_it_acknowledged() {
     let keys = setup.opportunity_keys();
     assert_eq!(keys.len(), EVENTS, "one Opportunity per event, none duplicated");
     assert_eq!(keys.iter().collect::<HashSet<_>>().len(), EVENTS);
-    let upserts = setup.sandbox.salesforce.api_used();
+    let writes = setup.sandbox.salesforce.writes_received();
+    let calls = setup.sandbox.salesforce.api_used();
     println!(
         "crash test: {EVENTS} events, {acked_before_kill} acknowledged before SIGKILL, {} resent after restart; \
-         all {EVENTS} with exactly one succeeded run and one record, in {:.1} s; {upserts} upsert calls",
+         all {EVENTS} with exactly one succeeded run and one record, in {:.1} s; {writes} writes, {calls} API calls",
         cut_off.len(),
         took.as_secs_f64(),
     );
+    // Runs interrupted by the kill check whether their upsert landed before sending it again.
+    assert_eq!(writes, EVENTS as u64, "the emulator received exactly one write per event");
 }

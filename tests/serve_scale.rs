@@ -106,6 +106,10 @@ async fn three_processes_on_postgres_run_each_event_once_and_poll_each_trigger_o
     let keys = setup.opportunity_keys();
     assert_eq!(keys.iter().collect::<HashSet<_>>().len(), EVENTS);
     assert_eq!(keys.len(), EVENTS, "one record per event");
+    // One upsert per event (the killed process's interrupted runs check before writing again),
+    // plus the accounts this test created.
+    let writes = setup.sandbox.salesforce.writes_received();
+    assert_eq!(writes, (EVENTS + created.len()) as u64, "one write per event");
 
     let fired: Vec<&String> = polled.values().collect();
     let unique: HashSet<&String> = fired.iter().copied().collect();
@@ -132,8 +136,7 @@ async fn create_accounts(
     let mut ids = Vec::new();
     for n in 0..10 {
         let inputs = json!({"sobject": "Account", "record": {"Name": format!("Scale {n}")}});
-        let call =
-            coflow::connectors::OperationCall { operation: "create_record", inputs: &inputs, http: &http };
+        let call = coflow::connectors::OperationCall::new("create_record", &inputs, &http);
         let created = coflow::connectors::Connector::call(salesforce.as_ref(), call).await.unwrap();
         ids.push(created.body["id"].as_str().unwrap().to_string());
         tokio::time::sleep(Duration::from_millis(300)).await;

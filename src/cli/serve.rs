@@ -256,7 +256,7 @@ async fn play_demo(
     if let Some(salesforce) = connections.salesforce.get("salesforce") {
         for record in demo["salesforce"]["Opportunity"].as_array().into_iter().flatten() {
             let inputs = json!({"sobject": "Opportunity", "record": record});
-            let call = OperationCall { operation: "create_record", inputs: &inputs, http: &http };
+            let call = OperationCall::new("create_record", &inputs, &http);
             crate::connectors::Connector::call(salesforce.as_ref(), call)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot create a demo opportunity: {e}"))?;

@@ -123,6 +123,17 @@ pub struct OperationCall<'a> {
     pub inputs: &'a Value,
     /// Where HTTP requests go (and where dry-runs hold back writes).
     pub http: &'a HttpClient,
+    /// This call may already have reached the system: an earlier attempt failed without an
+    /// answer, or an earlier execution of the run was interrupted. Writes that can tell check
+    /// first and do not send again what already landed.
+    pub may_have_landed: bool,
+}
+
+impl<'a> OperationCall<'a> {
+    /// A first call of `operation`.
+    pub fn new(operation: &'a str, inputs: &'a Value, http: &'a HttpClient) -> Self {
+        OperationCall { operation, inputs, http, may_have_landed: false }
+    }
 }
 
 /// A system flows can call.

@@ -357,7 +357,7 @@ impl<'a> Org<'a> {
             return None;
         }
         let inputs = json!({"sobject": object});
-        let call = OperationCall { operation: "describe", inputs: &inputs, http: self.http };
+        let call = OperationCall::new("describe", &inputs, self.http);
         let described = match Connector::call(self.connector.as_ref(), call).await {
             Ok(output) => Some(Arc::new(output.body)),
             Err(ConnectorError::Status { status: 404, .. }) => None,
@@ -559,7 +559,7 @@ async fn check_partner_center(
 ) {
     let area = format!("Partner Center connection `{name}`");
     let call = |operation: &'static str, inputs: Value| async move {
-        let call = OperationCall { operation, inputs: &inputs, http };
+        let call = OperationCall::new(operation, &inputs, http);
         Connector::call(connector.as_ref(), call).await
     };
     match call("list_referrals", json!({"top": 1, "max_items": 1})).await {

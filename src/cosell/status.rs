@@ -97,22 +97,15 @@ pub async fn sync_status(
     let partner_center =
         connections.partner_center.values().next().ok_or(StatusError::NoConnection("partner_center"))?;
     let inputs = json!({"soql": OPPORTUNITY_SOQL});
-    let found =
-        Connector::call(salesforce.as_ref(), OperationCall { operation: "query", inputs: &inputs, http })
+    let found = Connector::call(salesforce.as_ref(), OperationCall::new("query", &inputs, http)).await?.body;
+    let inputs = json!({"max_items": 1_000_000});
+    let listed =
+        Connector::call(partner_center.as_ref(), OperationCall::new("list_referrals", &inputs, http))
             .await?
             .body;
-    let inputs = json!({"max_items": 1_000_000});
-    let listed = Connector::call(
-        partner_center.as_ref(),
-        OperationCall { operation: "list_referrals", inputs: &inputs, http },
-    )
-    .await?
-    .body;
     let inputs = json!({"soql": SOLUTION_SOQL});
     let solutions =
-        Connector::call(salesforce.as_ref(), OperationCall { operation: "query", inputs: &inputs, http })
-            .await?
-            .body;
+        Connector::call(salesforce.as_ref(), OperationCall::new("query", &inputs, http)).await?.body;
     let solutions = solutions["records"].as_array().cloned().unwrap_or_default();
     let opportunities = found["records"].as_array().cloned().unwrap_or_default();
     let referrals = listed["value"].as_array().cloned().unwrap_or_default();

@@ -323,7 +323,9 @@ pub(crate) async fn connector(
             }
             let connector = resolved.as_ref().map_err(|error| CallFailure::fatal(error.clone()))?;
             let http = exec.options.http.for_call();
-            let outcome = connector.call(OperationCall { operation, inputs, http: &http }).await;
+            let may_have_landed = exec.options.recovering || attempt > 1;
+            let call = OperationCall { may_have_landed, ..OperationCall::new(operation, inputs, &http) };
+            let outcome = connector.call(call).await;
             if let Some(request) = http.held_back().last() {
                 return Ok(dry_run_outputs(request));
             }

@@ -168,6 +168,9 @@ pub struct RunOptions {
     pub flows: Option<Arc<dyn FlowSource>>,
     /// How many `run_flow` calls this run is nested in (0 for a run of its own).
     pub depth: u32,
+    /// An earlier execution of this run was interrupted and may have sent calls it did not
+    /// record: connector writes that can check whether they already landed do so first.
+    pub recovering: bool,
 }
 
 /// Power Automate's limit for one outbound synchronous request.
@@ -197,6 +200,7 @@ impl RunOptions {
             mocks: None,
             flows: None,
             depth: 0,
+            recovering: false,
         }
     }
 

@@ -250,6 +250,8 @@ async fn execute(
     options.run_id = Some(run_id.to_string());
     options.observer = Some(Arc::new(recorder));
     options.resume = prepared.resume;
+    // Claimed before: that attempt may have sent writes it never recorded.
+    options.recovering = claim.item.attempts > 1;
     let event = prepared.event;
     let window_end = super::triggers::has_window(&flow)
         .then(|| event.body.get("windowEndTime").and_then(Value::as_str).and_then(|t| t.parse().ok()))

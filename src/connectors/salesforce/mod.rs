@@ -324,7 +324,7 @@ impl Connector for SalesforceConnector {
                 "get_record" => self.get_record(http, inputs).await,
                 "create_record" => self.create_record(http, inputs).await,
                 "update_record" => self.update_record(http, inputs).await,
-                "upsert_record" => self.upsert_record(http, inputs).await,
+                "upsert_record" => self.upsert_record(http, inputs, call.may_have_landed).await,
                 "delete_record" => self.delete_record(http, inputs).await,
                 "query" => self.query(http, inputs, false).await,
                 "query_all" => self.query(http, inputs, true).await,

@@ -63,10 +63,13 @@ impl SalesforceConnector {
     }
 
     /// `upsert_record`: one PATCH on the external id; 201 created, 200/204 updated, 300 ambiguous.
+    /// When the PATCH may already have landed (`may_have_landed`), one GET first: a record that
+    /// already holds every field as sent is answered from it, and nothing is written again.
     pub(super) async fn upsert_record(
         &self,
         http: &HttpClient,
         inputs: &Value,
+        may_have_landed: bool,
     ) -> Result<OperationOutput, ConnectorError> {
         let args = Inputs(inputs);
         let sobject = api_name("object", &args.str("sobject")?)?;
@@ -77,6 +80,9 @@ impl SalesforceConnector {
         record.retain(|k, _| !k.eq_ignore_ascii_case(&field));
         let record = fields_only(record);
         let path = format!("/sobjects/{sobject}/{field}/{}", encode_component(&value));
+        if may_have_landed && let Some(landed) = self.already_written(http, &path, &record).await? {
+            return Ok(landed);
+        }
         match self.send(http, "PATCH", Target::Rest(path), Some(record), &[], Effect::Write).await? {
             Reply::HeldBack(request) => Ok(client::dry_run_output(&[request])),
             Reply::Answered(response) if response.status == 204 => {
@@ -92,6 +98,35 @@ impl SalesforceConnector {
             }
             Reply::Answered(response) => Err(error_for(&response)),
         }
+    }
+
+    /// The record at `path` when it already holds every field of `record` (compared as
+    /// Salesforce answers them), answered as an upsert that updated it; `None` when it is
+    /// missing, differs, or cannot be read, and the write must be sent.
+    async fn already_written(
+        &self,
+        http: &HttpClient,
+        path: &str,
+        record: &Value,
+    ) -> Result<Option<OperationOutput>, ConnectorError> {
+        let Some(fields) = record.as_object() else { return Ok(None) };
+        let names: Vec<&str> = std::iter::once("Id").chain(fields.keys().map(String::as_str)).collect();
+        let target = Target::Rest(format!("{path}?fields={}", names.join(",")));
+        let Reply::Answered(response) = self.send(http, "GET", target, None, &[], Effect::Read).await? else {
+            return Ok(None);
+        };
+        let Some(found) = response.body.as_object().filter(|_| response.status == 200) else {
+            return Ok(None);
+        };
+        let holds = |name: &String, sent: &Value| {
+            let current = found.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, v)| v);
+            current.is_some_and(|current| same_field_value(current, sent))
+        };
+        if !fields.iter().all(|(name, sent)| holds(name, sent)) {
+            return Ok(None);
+        }
+        let id = found.get("Id").cloned().unwrap_or(Value::Null);
+        Ok(Some(client::output(response, json!({"id": id, "success": true, "errors": [], "created": false}))))
     }
 
     /// `delete_record`: one DELETE (204).
@@ -153,6 +188,16 @@ impl SalesforceConnector {
             Some(response) => Ok(client::output(response, Value::Array(results))),
             None => Ok(OperationOutput { status: None, body: Value::Array(results), ..Default::default() }),
         }
+    }
+}
+
+/// Whether a field Salesforce holds has the value a write sent: numbers compare by value,
+/// also when sent as text; anything else must be equal JSON.
+fn same_field_value(current: &Value, sent: &Value) -> bool {
+    match (current, sent) {
+        (Value::Number(held), Value::Number(sent)) => held.as_f64() == sent.as_f64(),
+        (Value::Number(held), Value::String(sent)) => sent.trim().parse::<f64>().ok() == held.as_f64(),
+        _ => current == sent,
     }
 }
 

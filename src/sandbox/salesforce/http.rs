@@ -183,6 +183,9 @@ async fn data(
     let batch_size = query::batch_size(headers.get("sforce-query-options").and_then(|v| v.to_str().ok()));
     let head = method == Method::HEAD;
     let req = ApiRequest { method, path, query: uri.query(), body, batch_size };
+    if !api::is_read(&req) {
+        sf.count_write();
+    }
     let response = serve(&sf, &req);
     with_limit_info(&sf, render(response, head))
 }

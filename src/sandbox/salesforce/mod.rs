@@ -128,6 +128,7 @@ pub struct Salesforce {
     tokens: RwLock<auth::Tokens>,
     cursors: Mutex<query::Cursors>,
     api_used: AtomicU64,
+    writes: AtomicU64,
     org_id: String,
     user_id: String,
     started: i64,
@@ -154,6 +155,7 @@ impl Salesforce {
             tokens: RwLock::new(tokens),
             cursors: Mutex::new(query::Cursors::default()),
             api_used: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
             org_id,
             user_id,
             started,
@@ -243,6 +245,16 @@ impl Salesforce {
         self.api_used.load(Ordering::SeqCst)
     }
 
+    /// Counts one API request that may write (any method but GET and HEAD).
+    pub fn count_write(&self) {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// API requests that may write, received so far (tests asserting a write was not repeated).
+    pub fn writes_received(&self) -> u64 {
+        self.writes.load(Ordering::SeqCst)
+    }
+
     /// The value of the `Sforce-Limit-Info` header.
     pub fn limit_info(&self) -> String {
         format!("api-usage={}/{}", self.api_used(), self.config.daily_api_limit)
@@ -258,6 +270,7 @@ impl Salesforce {
         *self.db_mut() = db;
         *self.cursors() = query::Cursors::default();
         self.api_used.store(0, Ordering::SeqCst);
+        self.writes.store(0, Ordering::SeqCst);
         Ok(())
     }
 
