@@ -173,6 +173,7 @@ conformance_suite!(
     flows_enable_and_disable,
     write_batches_apply_each_write,
     leased_acceptance_skips_the_queue,
+    a_large_batch_keeps_every_write_and_its_order,
 );
 
 #[test]

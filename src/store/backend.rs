@@ -22,6 +22,25 @@ use sqlx::{Database, Pool, QueryBuilder};
 
 use super::StoreResult;
 
+/// Most rows one multi-row statement takes.
+const MAX_ROWS_PER_STATEMENT: usize = 128;
+
+/// Splits `rows` into chunks whose lengths are powers of two, longest first and at most
+/// [`MAX_ROWS_PER_STATEMENT`], so multi-row statements come in a few shapes that stay in the
+/// prepared-statement cache (13 rows: 8, 4, 1).
+pub(crate) fn multi_row_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let len = MAX_ROWS_PER_STATEMENT.min(1 << rest.len().ilog2());
+        let (chunk, tail) = rest.split_at(len);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
 /// Whether a write must survive a crash of the machine or database server once committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Durability {
@@ -95,7 +114,7 @@ macro_rules! sql_store {
             use uuid::Uuid;
 
             use super::$store;
-            use $crate::store::backend::{Dialect as _, Durability};
+            use $crate::store::backend::{Dialect as _, Durability, multi_row_chunks};
             use $crate::store::sql;
             use $crate::store::{
                 AcceptOutcome, ActionRecord, Claim, ClaimToken, Cursor, FailOutcome, FlowState, LeaseHolder,
@@ -438,58 +457,7 @@ macro_rules! sql_store {
                     Box::pin(async move {
                         let mut conn = self.writer(Durability::Recoverable).await?;
                         let mut tx = conn.begin_with(Self::BEGIN_WRITE).await?;
-                        let mut outcomes = Vec::with_capacity(writes.len());
-                        let folded = starts_folded_into_creates(&writes);
-                        // Runs inserted as running: their folded start is done.
-                        let mut started: HashSet<Uuid> = HashSet::new();
-                        // Runs known to exist: their actions need no check.
-                        let mut known: HashSet<Uuid> = HashSet::new();
-                        for (index, write) in writes.iter().enumerate() {
-                            let outcome = match write {
-                                RunWrite::Create(run) => {
-                                    let inputs = to_json("run inputs", &run.inputs)?;
-                                    let started_at = folded.get(&run.id).map(|(_, at)| *at);
-                                    let created = insert_run(&mut tx, run, &inputs, started_at).await;
-                                    if let Ok(inserted) = created {
-                                        known.insert(run.id);
-                                        if inserted && started_at.is_some() {
-                                            started.insert(run.id);
-                                        }
-                                    }
-                                    created.map(|_| ())
-                                }
-                                RunWrite::Start { run, .. }
-                                    if started.contains(run)
-                                        && folded.get(run).is_some_and(|(i, _)| *i == index) =>
-                                {
-                                    Ok(())
-                                }
-                                RunWrite::Start { run, at } => start_on(&mut tx, *run, *at).await,
-                                RunWrite::Action { run, action } => {
-                                    // Checked first: a foreign-key error would end the whole
-                                    // transaction on PostgreSQL.
-                                    let exists = known.contains(run)
-                                        || sqlx::query(sql::RUN_EXISTS)
-                                            .bind(run.to_string())
-                                            .fetch_optional(&mut *tx)
-                                            .await?
-                                            .is_some();
-                                    if exists {
-                                        known.insert(*run);
-                                        let result = to_json("action result", &action.result)?;
-                                        upsert_action(&mut tx, *run, action, result).await
-                                    } else {
-                                        Err(StoreError::RunNotFound(*run))
-                                    }
-                                }
-                                RunWrite::Finish { run, outcome } => finish_on(&mut tx, *run, outcome).await,
-                                RunWrite::Complete(token) => complete_on(&mut tx, *token).await,
-                            };
-                            if let Err(StoreError::Database(err)) = outcome {
-                                return Err(StoreError::Database(err));
-                            }
-                            outcomes.push(outcome);
-                        }
+                        let outcomes = apply_batch(&mut tx, &writes).await?;
                         tx.commit().await?;
                         Ok(outcomes)
                     })
@@ -897,6 +865,348 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            /// Applies a batch of run writes in lifecycle order (creations, starts, action
+            /// results, finishes, completions; each kind in the order given), a few multi-row
+            /// statements per kind rather than one statement per write, so a batch costs the
+            /// same handful of round trips whatever its size.
+            async fn apply_batch(tx: &mut $conn, writes: &[RunWrite]) -> StoreResult<Vec<StoreResult<()>>> {
+                let mut outcomes: Vec<StoreResult<()>> = writes.iter().map(|_| Ok(())).collect();
+                let folded = starts_folded_into_creates(writes);
+
+                // Creations: the first of each run, inserted as running when its start follows.
+                let mut created: HashSet<Uuid> = HashSet::new();
+                let mut creates: Vec<(&NewRun, String, Option<Timestamp>)> = Vec::new();
+                for write in writes {
+                    if let RunWrite::Create(run) = write {
+                        if created.insert(run.id) {
+                            let inputs = to_json("run inputs", &run.inputs)?;
+                            creates.push((run, inputs, folded.get(&run.id).map(|(_, at)| *at)));
+                        }
+                    }
+                }
+                let inserted = insert_runs(tx, &creates).await?;
+                // Every run a write of the batch names that is known to exist.
+                let mut known: HashSet<Uuid> = created;
+                let mut inputs_of: HashMap<Uuid, String> = creates
+                    .into_iter()
+                    .filter(|(run, _, _)| inserted.contains(&run.id))
+                    .map(|(run, inputs, _)| (run.id, inputs))
+                    .collect();
+
+                // Starts, but those folded into the insertion of their run.
+                let mut starts: Vec<(usize, Uuid, Timestamp)> = Vec::new();
+                for (index, write) in writes.iter().enumerate() {
+                    if let RunWrite::Start { run, at } = write {
+                        let folded_here = folded.get(run).is_some_and(|(i, _)| *i == index);
+                        if !(folded_here && inserted.contains(run)) {
+                            starts.push((index, *run, *at));
+                        }
+                    }
+                }
+                let started = start_runs(tx, &starts).await?;
+                for (index, run, _) in &starts {
+                    if !started.contains(run) {
+                        outcomes[*index] = Err(StoreError::RunNotFound(*run));
+                    }
+                }
+                known.extend(started);
+
+                // Action results, of runs that exist (checked first: a foreign-key error would
+                // end the whole transaction on PostgreSQL); the last result of an action wins.
+                let action_runs = writes.iter().filter_map(|w| match w {
+                    RunWrite::Action { run, .. } => Some(*run),
+                    _ => None,
+                });
+                let unknown: Vec<Uuid> = action_runs.filter(|run| !known.contains(run)).collect();
+                known.extend(existing_runs(tx, &unknown).await?);
+                let mut rows: Vec<ActionRow<'_>> = Vec::new();
+                let mut row_of: HashMap<(Uuid, &str), usize> = HashMap::new();
+                let mut new_in_run: HashMap<Uuid, i64> = HashMap::new();
+                for (index, write) in writes.iter().enumerate() {
+                    let RunWrite::Action { run, action } = write else { continue };
+                    if !known.contains(run) {
+                        outcomes[index] = Err(StoreError::RunNotFound(*run));
+                        continue;
+                    }
+                    let result = to_json("action result", &action.result)?;
+                    match row_of.get(&(*run, action.name.as_str())) {
+                        Some(&row) => {
+                            rows[row].action = action;
+                            rows[row].result = result;
+                        }
+                        None => {
+                            let position = new_in_run.entry(*run).or_default();
+                            row_of.insert((*run, action.name.as_str()), rows.len());
+                            rows.push(ActionRow { run: *run, action, result, position: *position });
+                            *position += 1;
+                        }
+                    }
+                }
+                upsert_actions(tx, &rows).await?;
+
+                // Finishes: the last of each run; the search text joins the run's inputs and record.
+                let mut finishes: Vec<(Uuid, &RunOutcome)> = Vec::new();
+                let mut finish_of: HashMap<Uuid, usize> = HashMap::new();
+                for write in writes {
+                    if let RunWrite::Finish { run, outcome } = write {
+                        match finish_of.get(run) {
+                            Some(&at) => finishes[at].1 = outcome,
+                            None => {
+                                finish_of.insert(*run, finishes.len());
+                                finishes.push((*run, outcome));
+                            }
+                        }
+                    }
+                }
+                let unread: Vec<Uuid> =
+                    finishes.iter().map(|(run, _)| *run).filter(|run| !inputs_of.contains_key(run)).collect();
+                inputs_of.extend(run_inputs(tx, &unread).await?);
+                let mut finished: Vec<FinishRow> = Vec::with_capacity(finishes.len());
+                for (run, outcome) in finishes {
+                    let Some(inputs) = inputs_of.get(&run) else { continue };
+                    finished.push(FinishRow {
+                        run: run.to_string(),
+                        status: outcome.status.as_str(),
+                        ended_at: micros(outcome.ended_at),
+                        error: outcome.error.as_ref().map(|e| to_json("run error", e)).transpose()?,
+                        search_text: search_text(&[inputs, &searched_record(&outcome.record)?]),
+                        record: to_json("run record", &outcome.record)?,
+                    });
+                }
+                finish_runs(tx, &finished).await?;
+                for (index, write) in writes.iter().enumerate() {
+                    if let RunWrite::Finish { run, .. } = write {
+                        if !inputs_of.contains_key(run) {
+                            outcomes[index] = Err(StoreError::RunNotFound(*run));
+                        }
+                    }
+                }
+
+                // Completions of the work items whose claims still hold.
+                let tokens: Vec<ClaimToken> = writes
+                    .iter()
+                    .filter_map(|w| match w {
+                        RunWrite::Complete(token) => Some(*token),
+                        _ => None,
+                    })
+                    .collect();
+                let completed = complete_items(tx, &tokens).await?;
+                for (index, write) in writes.iter().enumerate() {
+                    if let RunWrite::Complete(token) = write {
+                        if !completed.contains(token) {
+                            outcomes[index] = Err(StoreError::LeaseLost(token.item));
+                        }
+                    }
+                }
+                Ok(outcomes)
+            }
+
+            /// An action result on its way to a multi-row upsert.
+            struct ActionRow<'a> {
+                run: Uuid,
+                action: &'a ActionRecord,
+                /// The result's JSON text.
+                result: String,
+                /// Its place among the actions of its run new in this batch (orders them).
+                position: i64,
+            }
+
+            /// A finished run on its way to the multi-row updates.
+            struct FinishRow {
+                run: String,
+                status: &'static str,
+                ended_at: i64,
+                error: Option<String>,
+                search_text: String,
+                record: String,
+            }
+
+            /// Inserts runs (with the JSON text of their inputs, and when they started if they
+            /// start with their creation) and their data; returns those that did not exist.
+            async fn insert_runs(
+                tx: &mut $conn,
+                creates: &[(&NewRun, String, Option<Timestamp>)],
+            ) -> StoreResult<HashSet<Uuid>> {
+                let mut inserted = HashSet::new();
+                for chunk in multi_row_chunks(creates) {
+                    let mut query = QueryBuilder::<$db>::new(
+                        "INSERT INTO runs (id, flow, status, event_id, resubmit_of, created_at, search_text, started_at) ",
+                    );
+                    query.push_values(chunk, |mut row, (run, inputs, started_at)| {
+                        let status = if started_at.is_some() { RunStatus::Running } else { run.status };
+                        row.push_bind(run.id.to_string())
+                            .push_bind(run.flow.clone())
+                            .push_bind(status.as_str())
+                            .push_bind(run.event_id.map(|id| id.to_string()))
+                            .push_bind(run.resubmit_of.map(|id| id.to_string()))
+                            .push_bind(micros(run.created_at))
+                            .push_bind(search_text(&[inputs]))
+                            .push_bind(started_at.map(micros));
+                    });
+                    query.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
+                    let ids: Vec<String> = query.build_query_scalar().fetch_all(&mut *tx).await?;
+                    let ids: HashSet<Uuid> = ids.iter().map(|id| crate::store::uuid(id)).collect::<StoreResult<_>>()?;
+                    let data: Vec<_> = chunk.iter().filter(|(run, _, _)| ids.contains(&run.id)).collect();
+                    if !data.is_empty() {
+                        let mut query = QueryBuilder::<$db>::new("INSERT INTO run_data (run_id, inputs) ");
+                        query.push_values(data, |mut row, (run, inputs, _)| {
+                            row.push_bind(run.id.to_string()).push_bind(inputs.clone());
+                        });
+                        query.build().execute(&mut *tx).await?;
+                    }
+                    inserted.extend(ids);
+                }
+                Ok(inserted)
+            }
+
+            /// Marks runs as running since the first start given (or the start they have);
+            /// returns those that exist.
+            async fn start_runs(tx: &mut $conn, starts: &[(usize, Uuid, Timestamp)]) -> StoreResult<HashSet<Uuid>> {
+                let mut first: Vec<(Uuid, Timestamp)> = Vec::new();
+                let mut seen = HashSet::new();
+                for (_, run, at) in starts {
+                    if seen.insert(*run) {
+                        first.push((*run, *at));
+                    }
+                }
+                let mut started = HashSet::new();
+                for chunk in multi_row_chunks(&first) {
+                    let mut query = QueryBuilder::<$db>::new(
+                        "UPDATE runs SET status = 'running', started_at = COALESCE(runs.started_at, v.column2) FROM (",
+                    );
+                    query.push_values(chunk, |mut row, (run, at)| {
+                        row.push_bind(run.to_string()).push_bind(micros(*at));
+                    });
+                    query.push(") AS v WHERE runs.id = v.column1 RETURNING id");
+                    let ids: Vec<String> = query.build_query_scalar().fetch_all(&mut *tx).await?;
+                    for id in &ids {
+                        started.insert(crate::store::uuid(id)?);
+                    }
+                }
+                Ok(started)
+            }
+
+            /// Which of `runs` exist.
+            async fn existing_runs(tx: &mut $conn, runs: &[Uuid]) -> StoreResult<Vec<Uuid>> {
+                let runs: Vec<Uuid> = runs.iter().copied().collect::<HashSet<_>>().into_iter().collect();
+                let mut found = Vec::new();
+                for chunk in multi_row_chunks(&runs) {
+                    let mut query = QueryBuilder::<$db>::new("SELECT id FROM runs WHERE id IN (");
+                    let mut list = query.separated(", ");
+                    for run in chunk {
+                        list.push_bind(run.to_string());
+                    }
+                    query.push(")");
+                    let ids: Vec<String> = query.build_query_scalar().fetch_all(&mut *tx).await?;
+                    for id in &ids {
+                        found.push(crate::store::uuid(id)?);
+                    }
+                }
+                Ok(found)
+            }
+
+            /// Stores or replaces action results; a new one goes after its run's earlier ones.
+            async fn upsert_actions(tx: &mut $conn, rows: &[ActionRow<'_>]) -> StoreResult<()> {
+                for chunk in multi_row_chunks(rows) {
+                    let mut query = QueryBuilder::<$db>::new(
+                        "INSERT INTO action_results (run_id, name, seq, status, started_at, ended_at, result) VALUES ",
+                    );
+                    for (n, row) in chunk.iter().enumerate() {
+                        if n > 0 {
+                            query.push(", ");
+                        }
+                        let run = row.run.to_string();
+                        query
+                            .push("(")
+                            .push_bind(run.clone())
+                            .push(", ")
+                            .push_bind(row.action.name.clone())
+                            .push(", (SELECT COUNT(*) FROM action_results WHERE run_id = ")
+                            .push_bind(run)
+                            .push(") + ")
+                            .push_bind(row.position)
+                            .push(", ")
+                            .push_bind(row.action.status.clone())
+                            .push(", ")
+                            .push_bind(row.action.started_at.map(micros))
+                            .push(", ")
+                            .push_bind(row.action.ended_at.map(micros))
+                            .push(", ")
+                            .push_bind(row.result.clone())
+                            .push(")");
+                    }
+                    query.push(
+                        " ON CONFLICT (run_id, name) DO UPDATE SET status = excluded.status, \
+                         started_at = excluded.started_at, ended_at = excluded.ended_at, result = excluded.result",
+                    );
+                    query.build().execute(&mut *tx).await?;
+                }
+                Ok(())
+            }
+
+            /// The JSON text of the inputs of those of `runs` that exist.
+            async fn run_inputs(tx: &mut $conn, runs: &[Uuid]) -> StoreResult<Vec<(Uuid, String)>> {
+                let mut found = Vec::new();
+                for chunk in multi_row_chunks(runs) {
+                    let mut query = QueryBuilder::<$db>::new("SELECT run_id, inputs FROM run_data WHERE run_id IN (");
+                    let mut list = query.separated(", ");
+                    for run in chunk {
+                        list.push_bind(run.to_string());
+                    }
+                    query.push(")");
+                    let rows: Vec<(String, String)> = query.build_query_as().fetch_all(&mut *tx).await?;
+                    for (id, inputs) in rows {
+                        found.push((crate::store::uuid(&id)?, inputs));
+                    }
+                }
+                Ok(found)
+            }
+
+            /// Records how runs ended: their status, error and search text, and their record.
+            async fn finish_runs(tx: &mut $conn, rows: &[FinishRow]) -> StoreResult<()> {
+                for chunk in multi_row_chunks(rows) {
+                    let mut query = QueryBuilder::<$db>::new(
+                        "UPDATE runs SET status = v.column2, ended_at = v.column3, error = v.column4, \
+                         search_text = v.column5 FROM (",
+                    );
+                    query.push_values(chunk, |mut row, run| {
+                        row.push_bind(run.run.clone())
+                            .push_bind(run.status)
+                            .push_bind(run.ended_at)
+                            .push_bind(run.error.clone())
+                            .push_bind(run.search_text.clone());
+                    });
+                    query.push(") AS v WHERE runs.id = v.column1");
+                    query.build().execute(&mut *tx).await?;
+                    let mut query = QueryBuilder::<$db>::new("UPDATE run_data SET record = v.column2 FROM (");
+                    query.push_values(chunk, |mut row, run| {
+                        row.push_bind(run.run.clone()).push_bind(run.record.clone());
+                    });
+                    query.push(") AS v WHERE run_data.run_id = v.column1");
+                    query.build().execute(&mut *tx).await?;
+                }
+                Ok(())
+            }
+
+            /// Removes finished work items whose claims still hold; returns the claims that did.
+            async fn complete_items(tx: &mut $conn, tokens: &[ClaimToken]) -> StoreResult<HashSet<ClaimToken>> {
+                let mut completed = HashSet::new();
+                for chunk in multi_row_chunks(tokens) {
+                    let mut query = QueryBuilder::<$db>::new(
+                        "DELETE FROM queue WHERE state = 'leased' AND (id, lease_token) IN (SELECT column1, column2 FROM (",
+                    );
+                    query.push_values(chunk, |mut row, token| {
+                        row.push_bind(token.item.to_string()).push_bind(token.token.to_string());
+                    });
+                    query.push(") AS v) RETURNING id, lease_token");
+                    let rows: Vec<(String, String)> = query.build_query_as().fetch_all(&mut *tx).await?;
+                    for (item, token) in &rows {
+                        completed.insert(ClaimToken { item: crate::store::uuid(item)?, token: crate::store::uuid(token)? });
+                    }
+                }
+                Ok(completed)
+            }
+
             /// The runs whose first `Start` in `writes` follows their `Create`, with that start's
             /// index and time: such a run is inserted as running, one write instead of two.
             fn starts_folded_into_creates(writes: &[RunWrite]) -> HashMap<Uuid, (usize, Timestamp)> {
@@ -992,3 +1302,22 @@ macro_rules! sql_store {
     };
 }
 pub(crate) use sql_store;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_row_chunks_are_powers_of_two_longest_first() {
+        let lengths = |n: usize| -> Vec<usize> {
+            let rows: Vec<usize> = (0..n).collect();
+            let chunks: Vec<&[usize]> = multi_row_chunks(&rows).collect();
+            assert_eq!(chunks.concat(), rows, "every row once, in order");
+            chunks.iter().map(|c| c.len()).collect()
+        };
+        assert_eq!(lengths(0), Vec::<usize>::new());
+        assert_eq!(lengths(1), vec![1]);
+        assert_eq!(lengths(13), vec![8, 4, 1]);
+        assert_eq!(lengths(300), vec![128, 128, 32, 8, 4]);
+    }
+}

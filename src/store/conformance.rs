@@ -59,6 +59,9 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("flows_enable_and_disable", |h| Box::pin(flows_enable_and_disable(h))),
     ("write_batches_apply_each_write", |h| Box::pin(write_batches_apply_each_write(h))),
     ("leased_acceptance_skips_the_queue", |h| Box::pin(leased_acceptance_skips_the_queue(h))),
+    ("a_large_batch_keeps_every_write_and_its_order", |h| {
+        Box::pin(a_large_batch_keeps_every_write_and_its_order(h))
+    }),
 ];
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -913,6 +916,68 @@ pub async fn a_batch_creates_and_starts_a_run_as_one(h: Harness) {
     let detail = store.get_run(id).await.unwrap().expect("created");
     assert_eq!(detail.summary.started_at, Some(started), "the first start time is kept");
     assert_eq!(detail.actions.len(), 1);
+}
+
+/// A batch larger than one statement takes, with several runs in every state: each run ends
+/// with its own actions in the order they first completed, the last result of an action wins,
+/// its text is searchable, and writes naming missing runs fail alone.
+pub async fn a_large_batch_keeps_every_write_and_its_order(h: Harness) {
+    let store = h.store.as_ref();
+    const RUNS: usize = 150;
+    let runs: Vec<NewRun> = (0..RUNS)
+        .map(|n| new_run("bulk", start_time(), json!({"body": {"order": format!("ord-{n:03}")}})))
+        .collect();
+    let ids: Vec<Uuid> = runs.iter().map(|run| run.id).collect();
+    let missing = Uuid::now_v7();
+    let mut writes: Vec<RunWrite> = runs.into_iter().map(RunWrite::Create).collect();
+    writes.extend(ids.iter().map(|&run| RunWrite::Start { run, at: start_time() }));
+    writes.push(RunWrite::Start { run: missing, at: start_time() });
+    for name in ["Map", "Post", "Answer"] {
+        writes.extend(
+            ids.iter().map(|&run| RunWrite::Action { run, action: action(name, "failed", json!(name)) }),
+        );
+    }
+    // A second result of the same action in the same batch replaces the first.
+    writes.extend(
+        ids.iter().map(|&run| RunWrite::Action { run, action: action("Post", "succeeded", json!(2)) }),
+    );
+    writes.push(RunWrite::Action { run: missing, action: action("Map", "succeeded", json!(1)) });
+    writes.extend(ids.iter().enumerate().map(|(n, &run)| RunWrite::Finish {
+        run,
+        outcome: outcome(RunStatus::Succeeded, start_time(), json!({"total": format!("tck-{n:03}")})),
+    }));
+    writes.push(RunWrite::Finish {
+        run: missing,
+        outcome: outcome(RunStatus::Succeeded, start_time(), json!({})),
+    });
+    let outcomes = store.write_batch(writes).await.unwrap();
+    let failed: Vec<String> =
+        outcomes.iter().filter_map(|o| o.as_ref().err()).map(ToString::to_string).collect();
+    assert_eq!(failed.len(), 3, "only the three writes naming a missing run fail: {failed:?}");
+    assert!(
+        outcomes
+            .iter()
+            .filter_map(|o| o.as_ref().err())
+            .all(|e| matches!(e, StoreError::RunNotFound(r) if *r == missing))
+    );
+
+    for (n, &id) in ids.iter().enumerate() {
+        let detail = store.get_run(id).await.unwrap().expect("the run was created");
+        assert_eq!(detail.summary.status, RunStatus::Succeeded);
+        let names: Vec<&str> = detail.actions.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["Map", "Post", "Answer"], "run {n}: in the order they first completed");
+        assert_eq!(
+            (detail.actions[1].status.as_str(), &detail.actions[1].result["outputs"]),
+            ("succeeded", &json!(2))
+        );
+        assert_eq!(detail.record, Some(json!({"total": format!("tck-{n:03}")})));
+    }
+    let found = |text: &str| {
+        let filter = RunFilter { text: Some(text.into()), ..RunFilter::default() };
+        async move { store.list_runs(filter).await.unwrap().runs.iter().map(|r| r.id).collect::<Vec<_>>() }
+    };
+    assert_eq!(found("ord-137").await, vec![ids[137]], "found by its inputs");
+    assert_eq!(found("tck-042").await, vec![ids[42]], "found by its record");
 }
 
 /// Events accepted with a lease are stored like any other, but their work is already leased to

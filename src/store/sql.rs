@@ -85,8 +85,6 @@ pub(crate) const LEASE_WORK_BY_ID: &str =
      RETURNING id, flow, event_id, run_id, payload, attempts, max_attempts, enqueued_at, last_error";
 
 /// Whether run `$1` exists.
-pub(crate) const RUN_EXISTS: &str = "SELECT 1 FROM runs WHERE id = $1";
-
 /// Whether any queue item is claimable at `$1`; read without locks, so idle workers polling
 /// the queue never take the write lock another process may be waiting for.
 pub(crate) const CLAIM_PROBE: &str =
