@@ -167,30 +167,7 @@ macro_rules! sql_store {
                         let lease_until = add(now, lease);
                         let mut conn = self.writer(Durability::Acknowledged).await?;
                         let mut tx = conn.begin_with(Self::BEGIN_WRITE).await?;
-                        let mut outcomes = Vec::with_capacity(events.len());
-                        for (event, leased) in &events {
-                            let outcome = accept_one(&mut tx, event).await?;
-                            let claim = match outcome {
-                                AcceptOutcome::Accepted { work_id, .. } if *leased => {
-                                    let token = Uuid::new_v4();
-                                    let row = sqlx::query(sql::LEASE_WORK_BY_ID)
-                                        .bind(worker)
-                                        .bind(token.to_string())
-                                        .bind(micros(lease_until))
-                                        .bind(work_id.to_string())
-                                        .fetch_one(&mut *tx)
-                                        .await?;
-                                    let item = work_item(&row)?;
-                                    Some(Claim {
-                                        token: ClaimToken { item: item.id, token },
-                                        item,
-                                        lease_until,
-                                    })
-                                }
-                                _ => None,
-                            };
-                            outcomes.push((outcome, claim));
-                        }
+                        let outcomes = accept_batch(&mut tx, &events, worker, lease_until).await?;
                         tx.commit().await?;
                         Ok(outcomes)
                     })
@@ -750,31 +727,113 @@ macro_rules! sql_store {
                 }
             }
 
-            /// Stores one event and its work item, or recognises it as a redelivery.
-            async fn accept_one(conn: &mut $conn, event: &NewEvent) -> StoreResult<AcceptOutcome> {
-                let id = event.id.to_string();
-                let inserted = sqlx::query(sql::INSERT_EVENT)
-                    .bind(&id)
-                    .bind(&event.flow)
-                    .bind(&event.source)
-                    .bind(micros(event.received_at))
-                    .bind(to_json("event headers", &event.headers)?)
-                    .bind(&event.body)
-                    .bind(&event.dedup_key)
-                    .execute(&mut *conn)
-                    .await?;
-                if inserted.rows_affected() == 0 {
-                    let existing: String = sqlx::query_scalar(sql::FIND_DUPLICATE)
-                        .bind(&id)
-                        .bind(&event.flow)
-                        .bind(&event.dedup_key)
-                        .fetch_one(&mut *conn)
-                        .await?;
-                    return Ok(AcceptOutcome::Duplicate { existing: crate::store::uuid(&existing)? });
+            /// Stores events and their work items, or recognises them as redeliveries, with a
+            /// few multi-row statements; the work of an event marked `true` is leased to `worker`
+            /// until `lease_until` as it is inserted.
+            async fn accept_batch(
+                tx: &mut $conn,
+                events: &[(NewEvent, bool)],
+                worker: &str,
+                lease_until: Timestamp,
+            ) -> StoreResult<Vec<LeasedOutcome>> {
+                let mut stored: HashSet<Uuid> = HashSet::new();
+                for chunk in multi_row_chunks(events) {
+                    let mut query = QueryBuilder::<$db>::new(
+                        "INSERT INTO events (id, flow, source, received_at, headers, body, dedup_key) ",
+                    );
+                    let mut rows = Vec::with_capacity(chunk.len());
+                    for (event, _) in chunk {
+                        rows.push((event, to_json("event headers", &event.headers)?));
+                    }
+                    query.push_values(rows, |mut row, (event, headers)| {
+                        row.push_bind(event.id.to_string())
+                            .push_bind(event.flow.clone())
+                            .push_bind(event.source.clone())
+                            .push_bind(micros(event.received_at))
+                            .push_bind(headers)
+                            .push_bind(event.body.clone())
+                            .push_bind(event.dedup_key.clone());
+                    });
+                    query.push(" ON CONFLICT DO NOTHING RETURNING id");
+                    let ids: Vec<String> = query.build_query_scalar().fetch_all(&mut *tx).await?;
+                    for id in &ids {
+                        stored.insert(crate::store::uuid(id)?);
+                    }
                 }
-                let work = sql::event_work(event);
-                insert_work(conn, &work, event.received_at).await?;
-                Ok(AcceptOutcome::Accepted { event_id: event.id, work_id: work.id })
+
+                // The work of each stored event, with the claim token of those leased here.
+                let mut work: Vec<(&NewEvent, NewWork, Option<Uuid>)> = Vec::new();
+                let mut outcomes: Vec<(AcceptOutcome, Option<Uuid>)> = Vec::with_capacity(events.len());
+                for (event, leased) in events {
+                    if stored.remove(&event.id) {
+                        let item = sql::event_work(event);
+                        let token = leased.then(Uuid::new_v4);
+                        outcomes.push((AcceptOutcome::Accepted { event_id: event.id, work_id: item.id }, token));
+                        work.push((event, item, token));
+                    } else {
+                        let existing: String = sqlx::query_scalar(sql::FIND_DUPLICATE)
+                            .bind(event.id.to_string())
+                            .bind(&event.flow)
+                            .bind(&event.dedup_key)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        let existing = crate::store::uuid(&existing)?;
+                        outcomes.push((AcceptOutcome::Duplicate { existing }, None));
+                    }
+                }
+                let mut leased_items: HashMap<Uuid, WorkItem> = HashMap::new();
+                for chunk in multi_row_chunks(&work) {
+                    let mut query = QueryBuilder::<$db>::new(
+                        "INSERT INTO queue (id, flow, event_id, run_id, payload, state, due_at, enqueued_at, \
+                         attempts, max_attempts, lease_owner, lease_token) ",
+                    );
+                    let mut rows = Vec::with_capacity(chunk.len());
+                    for (event, item, token) in chunk {
+                        rows.push((event, item, token, to_json("work payload", &item.payload)?));
+                    }
+                    query.push_values(rows, |mut row, (event, item, token, payload)| {
+                        let (state, due_at, attempts) = match token {
+                            Some(_) => ("leased", lease_until, 1_i64),
+                            None => ("ready", event.received_at, 0),
+                        };
+                        row.push_bind(item.id.to_string())
+                            .push_bind(item.flow.clone())
+                            .push_bind(item.event_id.map(|id| id.to_string()))
+                            .push_bind(item.run_id.map(|id| id.to_string()))
+                            .push_bind(payload)
+                            .push_bind(state)
+                            .push_bind(micros(due_at))
+                            .push_bind(micros(event.received_at))
+                            .push_bind(attempts)
+                            .push_bind(i64::from(item.max_attempts))
+                            .push_bind(token.map(|_| worker.to_owned()))
+                            .push_bind(token.map(|t| t.to_string()));
+                    });
+                    query.push(
+                        " RETURNING id, flow, event_id, run_id, payload, attempts, max_attempts, enqueued_at, last_error",
+                    );
+                    for row in query.build().fetch_all(&mut *tx).await? {
+                        let item = work_item(&row)?;
+                        if item.attempts > 0 {
+                            leased_items.insert(item.id, item);
+                        }
+                    }
+                }
+                outcomes
+                    .into_iter()
+                    .map(|(outcome, token)| {
+                        let claim = match (&outcome, token) {
+                            (AcceptOutcome::Accepted { work_id, .. }, Some(token)) => {
+                                let item = leased_items.remove(work_id).ok_or_else(|| {
+                                    StoreError::Corrupt(format!("the leased work item {work_id} was not stored"))
+                                })?;
+                                Some(Claim { token: ClaimToken { item: item.id, token }, item, lease_until })
+                            }
+                            _ => None,
+                        };
+                        Ok((outcome, claim))
+                    })
+                    .collect()
             }
 
             /// Removes a finished work item; [`StoreError::LeaseLost`] if the claim no longer holds it.

@@ -47,10 +47,6 @@ pub(crate) fn fail_outcome(
     }
 }
 
-pub(crate) const INSERT_EVENT: &str =
-    "INSERT INTO events (id, flow, source, received_at, headers, body, dedup_key)
-     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
-
 pub(crate) const FIND_DUPLICATE: &str = "SELECT id FROM events
      WHERE id = $1 OR (flow = $2 AND dedup_key = $3) ORDER BY received_at LIMIT 1";
 
@@ -77,14 +73,6 @@ pub(crate) const LEASE_WORK: &str =
      WHERE seq = $4
      RETURNING id, flow, event_id, run_id, payload, attempts, max_attempts, enqueued_at, last_error";
 
-/// Leases the item with id `$4` to a worker and counts the attempt.
-pub(crate) const LEASE_WORK_BY_ID: &str =
-    "UPDATE queue SET state = 'leased', attempts = attempts + 1, lease_owner = $1,
-     lease_token = $2, due_at = $3
-     WHERE id = $4
-     RETURNING id, flow, event_id, run_id, payload, attempts, max_attempts, enqueued_at, last_error";
-
-/// Whether run `$1` exists.
 /// Whether any queue item is claimable at `$1`; read without locks, so idle workers polling
 /// the queue never take the write lock another process may be waiting for.
 pub(crate) const CLAIM_PROBE: &str =
