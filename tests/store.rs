@@ -174,6 +174,7 @@ conformance_suite!(
     write_batches_apply_each_write,
     leased_acceptance_skips_the_queue,
     a_large_batch_keeps_every_write_and_its_order,
+    text_search_finds_runs_before_and_after_indexing,
 );
 
 #[test]

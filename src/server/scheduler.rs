@@ -293,8 +293,7 @@ const INDEX_PER_IDLE_TICK: u64 = 20_000;
 /// While busy, one batch is indexed every this many ticks, so a backlog still shrinks.
 const BUSY_TICKS_PER_BATCH: u32 = 10;
 
-/// Adds finished runs to the store's text-search index (a store that indexes as it writes has
-/// nothing to do). Indexing a run's text costs more than running most flows, so it waits for
+/// Adds finished runs to the store's text-search index. Indexing a run's text costs more than running most flows, so it waits for
 /// ticks in which no run progressed; under steady load it indexes one small batch every
 /// [`BUSY_TICKS_PER_BATCH`] ticks. A text search reads the runs not indexed yet directly, so
 /// none is missed meanwhile.

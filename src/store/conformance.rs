@@ -62,6 +62,9 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("a_large_batch_keeps_every_write_and_its_order", |h| {
         Box::pin(a_large_batch_keeps_every_write_and_its_order(h))
     }),
+    ("text_search_finds_runs_before_and_after_indexing", |h| {
+        Box::pin(text_search_finds_runs_before_and_after_indexing(h))
+    }),
 ];
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -978,6 +981,45 @@ pub async fn a_large_batch_keeps_every_write_and_its_order(h: Harness) {
     };
     assert_eq!(found("ord-137").await, vec![ids[137]], "found by its inputs");
     assert_eq!(found("tck-042").await, vec![ids[42]], "found by its record");
+}
+
+/// Finished runs enter the text-search index in batches, oldest first; running runs wait.
+/// A search finds the same runs before, during and after.
+pub async fn text_search_finds_runs_before_and_after_indexing(h: Harness) {
+    let store = h.store.as_ref();
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let run = new_run("orders", start_time(), json!({"body": {"order": format!("idx-{n}")}}));
+        ids.push(run.id);
+        store.create_run(run).await.unwrap();
+    }
+    for id in &ids[..4] {
+        let record = json!({"total": "idx-total"});
+        store.finish_run(*id, outcome(RunStatus::Succeeded, start_time(), record)).await.unwrap();
+    }
+    let found = |text: &'static str| {
+        let filter = RunFilter { text: Some(text.into()), ..RunFilter::default() };
+        async move {
+            let mut ids: Vec<Uuid> =
+                store.list_runs(filter).await.unwrap().runs.iter().map(|r| r.id).collect();
+            ids.sort();
+            ids
+        }
+    };
+    let mut finished = ids[..4].to_vec();
+    finished.sort();
+    let check = async || {
+        assert_eq!(found("idx-3").await, vec![ids[3]]);
+        assert_eq!(found("idx-4").await, vec![ids[4]], "a running run is found by its inputs");
+        assert_eq!(found("idx-total").await, finished, "finished runs are found by their record");
+    };
+    check().await;
+    let first = store.index_search(3).await.unwrap();
+    check().await;
+    let rest = store.index_search(100).await.unwrap();
+    check().await;
+    assert_eq!((first, rest), (3, 1), "the four finished runs, at most three at a time");
+    assert_eq!(store.index_search(100).await.unwrap(), 0, "the running run waits");
 }
 
 /// Events accepted with a lease are stored like any other, but their work is already leased to

@@ -790,8 +790,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Events still referenced by pending work and unfinished runs are kept.
     fn purge(&self, cutoff: Timestamp) -> BoxFuture<'_, StoreResult<PurgeReport>>;
 
-    /// Adds up to `max` finished runs to the text-search index where the store indexes in the
-    /// background (SQLite); returns how many it added (0 when there is nothing to do).
+    /// Adds up to `max` finished runs to the text-search index, which both backends keep up to
+    /// date in the background; returns how many it added (0 when there is nothing to do).
     fn index_search(&self, max: u32) -> BoxFuture<'_, StoreResult<u64>>;
 
     /// Purges everything older than `days` days (see [`Store::purge`]).

@@ -88,22 +88,40 @@ impl Dialect for PgStore {
         &self.pool
     }
 
-    /// A `LIKE` the trigram index of migration 0003 serves for texts of 3 or more characters;
-    /// where the index is missing, the same condition reads every run's text.
+    /// A `LIKE` on the runs marked indexed, which the trigram index serves for texts of 3 or
+    /// more characters (where the index is missing, it reads their text), and on the runs not
+    /// marked yet, read directly.
     fn push_text_filter<'a>(
         &'a self,
         query: &'a mut QueryBuilder<Postgres>,
         text: String,
     ) -> BoxFuture<'a, StoreResult<()>> {
-        query.push(" AND search_text LIKE ").push_bind(search::like_containing(&text));
+        let pattern = search::like_containing(&text);
+        query
+            .push(" AND id IN (SELECT id FROM runs WHERE search_indexed AND search_text LIKE ")
+            .push_bind(pattern.clone())
+            .push(" UNION ALL SELECT id FROM runs WHERE NOT search_indexed AND search_text LIKE ")
+            .push_bind(pattern)
+            .push(")");
         Box::pin(std::future::ready(Ok(())))
     }
 
-    /// PostgreSQL keeps its trigram index up to date itself.
-    fn index_finished_runs(&self, _max: u32) -> BoxFuture<'_, StoreResult<u64>> {
-        Box::pin(std::future::ready(Ok(0)))
+    /// Marks the oldest finished runs not marked yet, which adds them to the trigram index;
+    /// runs another process is marking are skipped.
+    fn index_finished_runs(&self, max: u32) -> BoxFuture<'_, StoreResult<u64>> {
+        Box::pin(async move {
+            let mut conn = self.pool.acquire().await?;
+            sqlx::query(Self::FLUSH_LATER).execute(&mut *conn).await?;
+            let marked = sqlx::query(MARK_INDEXED).bind(i64::from(max)).execute(&mut *conn).await?;
+            Ok(marked.rows_affected())
+        })
     }
 }
+
+/// Marks up to `$1` of the oldest finished unmarked runs as indexed.
+const MARK_INDEXED: &str = "UPDATE runs SET search_indexed = true WHERE id IN (
+     SELECT id FROM runs WHERE NOT search_indexed AND ended_at IS NOT NULL
+     ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED)";
 
 sql_store!(PgStore, sqlx::Postgres, sqlx::PgConnection, sqlx::postgres::PgRow);
 
@@ -161,6 +179,9 @@ mod tests {
             .execute(&store.pool)
             .await
             .unwrap();
+            assert_eq!(store.index_finished_runs(20_000).await.unwrap(), 0, "running runs wait");
+            sqlx::query("UPDATE runs SET ended_at = created_at + 1").execute(&store.pool).await.unwrap();
+            assert_eq!(store.index_finished_runs(20_000).await.unwrap(), 10_000);
             sqlx::raw_sql("VACUUM ANALYZE runs").execute(&store.pool).await.unwrap();
             let mut query = QueryBuilder::<Postgres>::new(format!("EXPLAIN {}", sql::LIST_RUNS));
             store.push_text_filter(&mut query, "ord-4242\"".into()).await.unwrap();
@@ -170,6 +191,7 @@ mod tests {
         })
         .await;
         assert!(plan.contains("Bitmap Index Scan on runs_search_trgm"), "{plan}");
+        assert!(plan.contains("runs_unindexed"), "runs not indexed yet are found by their own index: {plan}");
     }
 
     /// The plan of counting one day's runs among 10 000 spread over 100 days, with fresh
