@@ -257,6 +257,48 @@ async fn connections_build_from_the_file_and_keep_credentials_out_of_debug_outpu
 // ---------------------------------------------------------------- Partner Center
 
 #[tokio::test]
+async fn a_referral_creation_that_may_have_landed_finds_the_referral_instead_of_a_second_one() {
+    let env = start().await;
+    let pc = env.pc();
+    let http = &env.http;
+    let mut referral = new_referral("Landed - Azure");
+    referral["externalReferenceId"] = json!("0068d00000LandedAAA");
+    let inputs = json!({"referral": referral});
+    let retried = |inputs: Value| {
+        let pc = pc.clone();
+        async move {
+            let call = OperationCall {
+                may_have_landed: true,
+                ..OperationCall::new("create_referral", &inputs, http)
+            };
+            pc.call(call).await.unwrap().body
+        }
+    };
+    let count = |filter: &'static str| {
+        let pc = pc.clone();
+        async move {
+            let listed = ok(&*pc, http, "list_referrals", json!({"$filter": filter})).await;
+            listed["value"].as_array().unwrap().len()
+        }
+    };
+
+    // Nothing there yet: the check finds nothing and the POST creates the referral.
+    let created = retried(inputs.clone()).await;
+    assert!(created["id"].is_string(), "{created}");
+    // Again: the referral created for that record is answered, and no second one is made.
+    let again = retried(inputs.clone()).await;
+    assert_eq!(again["id"], created["id"]);
+    assert_eq!(count("externalReferenceId eq '0068d00000LandedAAA'").await, 1);
+
+    // A first attempt never checks, and a referral without a CRM record cannot be checked.
+    ok(&*pc, http, "create_referral", inputs).await;
+    assert_eq!(count("externalReferenceId eq '0068d00000LandedAAA'").await, 2);
+    retried(json!({"referral": new_referral("Landed - Azure")})).await;
+    retried(json!({"referral": new_referral("Landed - Azure")})).await;
+    assert_eq!(count("name eq 'Landed - Azure'").await, 4);
+}
+
+#[tokio::test]
 async fn partner_center_referral_operations_round_trip() {
     let env = start().await;
     let pc = env.pc();

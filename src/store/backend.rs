@@ -25,6 +25,10 @@ use super::StoreResult;
 /// Most rows one multi-row statement takes.
 const MAX_ROWS_PER_STATEMENT: usize = 128;
 
+/// Prepared statements each connection keeps: the fixed statements and every shape of the
+/// multi-row ones (eight lengths, 1 to 128 rows, of about a dozen statements).
+pub(crate) const STATEMENT_CACHE: usize = 256;
+
 /// Splits `rows` into chunks whose lengths are powers of two, longest first and at most
 /// [`MAX_ROWS_PER_STATEMENT`], so multi-row statements come in a few shapes that stay in the
 /// prepared-statement cache (13 rows: 8, 4, 1).

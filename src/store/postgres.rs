@@ -46,7 +46,7 @@ impl PgStore {
     pub async fn connect(connect: PgConnectOptions, options: OpenOptions) -> StoreResult<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
-            .connect_with(connect)
+            .connect_with(connect.statement_cache_capacity(super::backend::STATEMENT_CACHE))
             .await?;
         MIGRATOR.run(&pool).await?;
         Ok(Self { pool, clock: options.clock })

@@ -79,6 +79,7 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT)
             .synchronous(SqliteSynchronous::Normal)
+            .statement_cache_capacity(super::backend::STATEMENT_CACHE)
             .pragma("temp_store", "memory");
         let connect = if in_memory { connect } else { connect.journal_mode(SqliteJournalMode::Wal) };
         // An in-memory database lives as long as its connection: keep exactly one, forever.

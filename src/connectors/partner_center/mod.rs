@@ -391,7 +391,7 @@ impl Connector for PartnerCenterConnector {
             match call.operation {
                 "list_referrals" => self.list_referrals(http, inputs).await,
                 "get_referral" => self.get_referral(http, inputs).await,
-                "create_referral" => self.create_referral(http, inputs).await,
+                "create_referral" => self.create_referral(http, inputs, call.may_have_landed).await,
                 "update_referral" => self.update_referral(http, inputs).await,
                 "patch_referral" => self.patch_referral(http, inputs).await,
                 "get_registration" => self.get_registration(http, inputs).await,

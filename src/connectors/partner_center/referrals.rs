@@ -89,11 +89,14 @@ impl PartnerCenterConnector {
         }
     }
 
-    /// `create_referral`: one POST.
+    /// `create_referral`: one POST. When the POST may already have landed (`may_have_landed`)
+    /// and the referral names its CRM record (`externalReferenceId`), one GET first: a referral
+    /// already created for that record is answered instead of creating a second one.
     pub(super) async fn create_referral(
         &self,
         http: &HttpClient,
         inputs: &Value,
+        may_have_landed: bool,
     ) -> Result<OperationOutput, ConnectorError> {
         let referral = Inputs(inputs).object("referral")?;
         for required in ["type", "customerProfile", "consent", "details"] {
@@ -101,6 +104,13 @@ impl PartnerCenterConnector {
                 return Err(ConnectorError::InvalidInput(format!(
                     "`referral.{required}` is required by Partner Center to create a referral"
                 )));
+            }
+        }
+        let external_id =
+            referral.get("externalReferenceId").and_then(Value::as_str).filter(|id| !id.is_empty());
+        if let (true, Some(external_id)) = (may_have_landed, external_id) {
+            if let Some(created) = self.created_for(http, inputs, external_id).await? {
+                return Ok(created);
             }
         }
         let call =
@@ -112,6 +122,31 @@ impl PartnerCenterConnector {
             }
             Err(held) => Ok(held),
         }
+    }
+
+    /// The referral created for CRM record `external_id`, if there is one: the newest whose
+    /// `externalReferenceId` is that id. Filtering on that field is not in Partner Center's
+    /// documented examples [inferred]; an error answer counts as not found.
+    async fn created_for(
+        &self,
+        http: &HttpClient,
+        inputs: &Value,
+        external_id: &str,
+    ) -> Result<Option<OperationOutput>, ConnectorError> {
+        let filter = format!("externalReferenceId eq '{}'", external_id.replace('\'', "''"));
+        let url = format!(
+            "{}?$filter={}&$orderby={}&$top=1",
+            self.referrals_url(),
+            encode_component(&filter),
+            encode_component("createdDateTime desc")
+        );
+        let call = ApiCall::new("GET", url, &correlation_id(inputs));
+        let Ok(Ok(response)) = self.send_ok(http, Api::Referrals, call, Effect::Read).await else {
+            return Ok(None);
+        };
+        let found =
+            response.body.get("value").and_then(Value::as_array).and_then(|list| list.first()).cloned();
+        Ok(found.map(|referral| client::output(response, referral)))
     }
 
     /// `update_referral`: GET, merge `changes`, PUT with If-Match; on 412 once more from the GET.
