@@ -751,12 +751,12 @@ macro_rules! sql_store {
                     }
                     query.push_values(rows, |mut row, (event, headers)| {
                         row.push_bind(event.id.to_string())
-                            .push_bind(event.flow.clone())
-                            .push_bind(event.source.clone())
+                            .push_bind(event.flow.as_str())
+                            .push_bind(event.source.as_str())
                             .push_bind(micros(event.received_at))
                             .push_bind(headers)
-                            .push_bind(event.body.clone())
-                            .push_bind(event.dedup_key.clone());
+                            .push_bind(event.body.as_slice())
+                            .push_bind(event.dedup_key.as_deref());
                     });
                     query.push(" ON CONFLICT DO NOTHING RETURNING id");
                     let ids: Vec<String> = query.build_query_scalar().fetch_all(&mut *tx).await?;
@@ -801,7 +801,7 @@ macro_rules! sql_store {
                             None => ("ready", event.received_at, 0),
                         };
                         row.push_bind(item.id.to_string())
-                            .push_bind(item.flow.clone())
+                            .push_bind(item.flow.as_str())
                             .push_bind(item.event_id.map(|id| id.to_string()))
                             .push_bind(item.run_id.map(|id| id.to_string()))
                             .push_bind(payload)
@@ -1098,7 +1098,7 @@ macro_rules! sql_store {
                     query.push_values(chunk, |mut row, (run, inputs, started_at)| {
                         let status = if started_at.is_some() { RunStatus::Running } else { run.status };
                         row.push_bind(run.id.to_string())
-                            .push_bind(run.flow.clone())
+                            .push_bind(run.flow.as_str())
                             .push_bind(status.as_str())
                             .push_bind(run.event_id.map(|id| id.to_string()))
                             .push_bind(run.resubmit_of.map(|id| id.to_string()))
@@ -1113,7 +1113,7 @@ macro_rules! sql_store {
                     if !data.is_empty() {
                         let mut query = QueryBuilder::<$db>::new("INSERT INTO run_data (run_id, inputs) ");
                         query.push_values(data, |mut row, (run, inputs, _)| {
-                            row.push_bind(run.id.to_string()).push_bind(inputs.clone());
+                            row.push_bind(run.id.to_string()).push_bind(inputs.as_str());
                         });
                         query.build().execute(&mut *tx).await?;
                     }
@@ -1183,19 +1183,19 @@ macro_rules! sql_store {
                             .push("(")
                             .push_bind(run.clone())
                             .push(", ")
-                            .push_bind(row.action.name.clone())
+                            .push_bind(row.action.name.as_str())
                             .push(", (SELECT COUNT(*) FROM action_results WHERE run_id = ")
                             .push_bind(run)
                             .push(") + ")
                             .push_bind(row.position)
                             .push(", ")
-                            .push_bind(row.action.status.clone())
+                            .push_bind(row.action.status.as_str())
                             .push(", ")
                             .push_bind(row.action.started_at.map(micros))
                             .push(", ")
                             .push_bind(row.action.ended_at.map(micros))
                             .push(", ")
-                            .push_bind(row.result.clone())
+                            .push_bind(row.result.as_str())
                             .push(")");
                     }
                     query.push(
@@ -1233,17 +1233,17 @@ macro_rules! sql_store {
                          search_text = v.column5 FROM (",
                     );
                     query.push_values(chunk, |mut row, run| {
-                        row.push_bind(run.run.clone())
+                        row.push_bind(run.run.as_str())
                             .push_bind(run.status)
                             .push_bind(run.ended_at)
-                            .push_bind(run.error.clone())
-                            .push_bind(run.search_text.clone());
+                            .push_bind(run.error.as_deref())
+                            .push_bind(run.search_text.as_str());
                     });
                     query.push(") AS v WHERE runs.id = v.column1");
                     query.build().execute(&mut *tx).await?;
                     let mut query = QueryBuilder::<$db>::new("UPDATE run_data SET record = v.column2 FROM (");
                     query.push_values(chunk, |mut row, run| {
-                        row.push_bind(run.run.clone()).push_bind(run.record.clone());
+                        row.push_bind(run.run.as_str()).push_bind(run.record.as_str());
                     });
                     query.push(") AS v WHERE run_data.run_id = v.column1");
                     query.build().execute(&mut *tx).await?;
