@@ -998,7 +998,11 @@ async fn a_flow_run_using_secret_credentials_shows_none_of_them() {
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // The process-wide subscriber, not a scoped one: tracing caches per call site whether any
+    // subscriber wants it, and other tests' threads hitting a call site while a scoped
+    // subscriber is being set up could cache "no" for it. The logs of tests running meanwhile
+    // are captured too, and must hold no secret either.
+    tracing::subscriber::set_global_default(subscriber).expect("no other test sets a subscriber");
 
     let flow = coflow::flow::load_str(
         r#"
