@@ -246,7 +246,7 @@ impl Salesforce {
     }
 
     /// Counts one API request that may write (any method but GET and HEAD).
-    pub fn count_write(&self) {
+    pub(super) fn count_write(&self) {
         self.writes.fetch_add(1, Ordering::SeqCst);
     }
 
