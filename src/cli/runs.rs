@@ -128,6 +128,7 @@ pub fn render_list(runs: &[RunSummary]) -> String {
 async fn show(store: &dyn Store, id: &str, json: bool) -> anyhow::Result<ExitCode> {
     let id = parse_id(id)?;
     let detail = store.get_run(id).await?.with_context(|| format!("no run {id} in this store"))?;
+    let detail = crate::server::with_full_record(detail);
     if json {
         println!("{}", serde_json::to_string_pretty(&detail)?);
         return Ok(ExitCode::SUCCESS);

@@ -28,7 +28,10 @@ use tokio::sync::watch;
 pub use child::{FlowFolder, FlowSource, MAX_DEPTH};
 pub use clock::{Clock, TokioClock};
 pub use mock::{MockAnswer, Mocks, OutboundCall};
-pub use record::{ActionError, ActionResult, Attempt, Iteration, ResponseRecord, Run, Status, TriggerRecord};
+pub use record::{
+    ActionError, ActionResult, Attempt, Iteration, ResponseRecord, Run, Status, TriggerRecord,
+    assemble_record,
+};
 pub use retry::retry_delay;
 
 use crate::connectors::{Connections, HttpClient};

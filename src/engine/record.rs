@@ -196,4 +196,125 @@ impl Run {
     pub fn succeeded(&self) -> bool {
         self.status == Status::Succeeded
     }
+
+    /// The record as run history stores it: without the trigger's outputs and the action
+    /// results, which the history keeps as the run's inputs and action rows (one copy of each);
+    /// `actions` holds only the action names, in written order. [`assemble_record`] puts the
+    /// rest back.
+    pub fn stored_record(&self) -> Result<Value, serde_json::Error> {
+        serde_json::to_value(StoredRun {
+            flow: &self.flow,
+            run_id: &self.run_id,
+            status: self.status,
+            started_at: self.started_at,
+            ended_at: self.ended_at,
+            error: self.error.as_ref(),
+            actions: self.actions.keys().map(String::as_str).collect(),
+            response: self.response.as_ref(),
+            variables: &self.variables,
+            dry_run: self.dry_run,
+        })
+    }
+}
+
+/// [`Run`] as stored by [`Run::stored_record`].
+#[derive(Serialize)]
+struct StoredRun<'a> {
+    flow: &'a str,
+    run_id: &'a str,
+    status: Status,
+    started_at: Timestamp,
+    ended_at: Timestamp,
+    error: Option<&'a ActionError>,
+    actions: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response: Option<&'a ResponseRecord>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    variables: &'a BTreeMap<String, Value>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    dry_run: bool,
+}
+
+/// The full run record from a record stored by [`Run::stored_record`], the run's `inputs`
+/// (`{"headers": …, "body": …}`) and its stored action results by name. A record stored whole
+/// (by an earlier version, or not a run record at all) is returned as it is.
+pub fn assemble_record<'a>(
+    mut stored: Value,
+    inputs: &Value,
+    results: impl IntoIterator<Item = (&'a str, &'a Value)>,
+) -> Value {
+    let Some(record) = stored.as_object_mut() else { return stored };
+    let Some(Value::Array(names)) = record.get("actions") else { return stored };
+    let by_name: std::collections::HashMap<&str, &Value> = results.into_iter().collect();
+    let actions: serde_json::Map<String, Value> = names
+        .iter()
+        .filter_map(Value::as_str)
+        .filter_map(|name| by_name.get(name).map(|result| (name.to_string(), (*result).clone())))
+        .collect();
+    record.insert("actions".into(), Value::Object(actions));
+    if !record.contains_key("trigger") {
+        let trigger = serde_json::json!({"outputs": inputs});
+        // Keep the record's usual key order: the trigger follows the status.
+        let mut ordered = serde_json::Map::with_capacity(record.len() + 1);
+        for (key, value) in std::mem::take(record) {
+            let after_status = key == "status";
+            ordered.insert(key, value);
+            if after_status {
+                ordered.insert("trigger".into(), trigger.clone());
+            }
+        }
+        ordered.entry("trigger").or_insert(trigger);
+        *record = ordered;
+    }
+    stored
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn run() -> Run {
+        let action = |status: &str| json!({"status": status, "inputs": {"n": 1}, "outputs": {"body": {"id": "006"}}, "attempts": 1});
+        serde_json::from_value(json!({
+            "flow": "f", "run_id": "r1", "status": "failed",
+            "trigger": {"outputs": {"headers": {"x": "1"}, "body": {"id": "ref-1"}}},
+            "started_at": "2026-01-01T00:00:00Z", "ended_at": "2026-01-01T00:00:01Z",
+            "error": {"code": "ActionFailed", "message": "no"},
+            // Written order, which is not the order the actions completed in.
+            "actions": {"Second": action("failed"), "First": action("succeeded")},
+            "response": {"status": 502, "headers": {}, "body": {"ok": false}},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_stored_record_leaves_out_the_trigger_and_the_results_and_assembles_back_whole() {
+        let run = run();
+        let stored = run.stored_record().unwrap();
+        assert!(stored.get("trigger").is_none());
+        assert_eq!(stored["actions"], json!(["Second", "First"]));
+        let results: Vec<(String, Value)> = ["First", "Second"]
+            .iter()
+            .map(|name| (name.to_string(), serde_json::to_value(&run.actions[*name]).unwrap()))
+            .collect();
+        let whole = assemble_record(
+            stored,
+            &run.trigger.outputs,
+            results.iter().map(|(name, result)| (name.as_str(), result)),
+        );
+        let expected = serde_json::to_value(&run).unwrap();
+        assert_eq!(whole, expected);
+        let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(&whole), keys(&expected), "the usual key order");
+        assert_eq!(keys(&whole["actions"]), ["Second", "First"]);
+    }
+
+    #[test]
+    fn a_record_stored_whole_is_read_as_it_is() {
+        let whole = serde_json::to_value(run()).unwrap();
+        assert_eq!(assemble_record(whole.clone(), &json!({"body": 1}), []), whole);
+        assert_eq!(assemble_record(json!({"ok": true}), &Value::Null, []), json!({"ok": true}));
+    }
 }

@@ -170,7 +170,7 @@ impl State {
         id: uuid::Uuid,
     ) -> crate::store::StoreResult<Option<crate::store::RunDetail>> {
         if let Some(run) = self.store.get_run(id).await? {
-            return Ok(Some(run));
+            return Ok(Some(with_full_record(run)));
         }
         let Some(item) = self.store.get_work(id).await?.filter(|w| w.run_id.is_none_or(|r| r == id)) else {
             return Ok(None);
@@ -230,6 +230,16 @@ impl State {
         *self.disabled.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = disabled;
         Ok(())
     }
+}
+
+/// The run with its whole record: history stores the record without the trigger's outputs and
+/// the action results (see [`crate::engine::Run::stored_record`]), which it holds besides.
+pub fn with_full_record(mut run: crate::store::RunDetail) -> crate::store::RunDetail {
+    if let Some(record) = run.record.take() {
+        let results = run.actions.iter().map(|action| (action.name.as_str(), &action.result));
+        run.record = Some(crate::engine::assemble_record(record, &run.inputs, results));
+    }
+    run
 }
 
 /// What [`State::cancel_run`] did.

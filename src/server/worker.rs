@@ -285,7 +285,7 @@ async fn execute(
     state.metrics.run_finished(&flow.name, status, started.elapsed());
     let error = run.error.as_ref().map(|e| serde_json::json!({"code": e.code, "message": e.message}));
     let record =
-        serde_json::to_value(&run).map_err(|source| StoreError::Serialize { what: "run record", source })?;
+        run.stored_record().map_err(|source| StoreError::Serialize { what: "run record", source })?;
     let outcome = RunOutcome { status, ended_at: state.store.now(), error, record };
     // Committed with (or before) the completion of the work item, which waits for it.
     state.journal.send(RunWrite::Finish { run: run_id, outcome });

@@ -87,17 +87,22 @@ pub(crate) trait Dialect {
     /// The pool writes go to.
     fn write_pool(&self) -> &Pool<Self::Db>;
 
-    /// Adds to a run list query ` AND ` and the condition that the run's `search_text`
-    /// contains `text` (lowercased, not empty); may read the store to choose how.
+    /// Adds to a run list query ` AND ` and the condition that the run contains `text`
+    /// (lowercased, not empty): its `search_text` once indexed, else its inputs, record or
+    /// action results; may read the store to choose how.
     fn push_text_filter<'a>(
         &'a self,
         query: &'a mut QueryBuilder<Self::Db>,
         text: String,
     ) -> BoxFuture<'a, StoreResult<()>>;
 
-    /// Adds up to `max` finished runs to the text-search index, if the backend indexes in the
-    /// background; returns how many it added.
-    fn index_finished_runs(&self, max: u32) -> BoxFuture<'_, StoreResult<u64>>;
+    /// Selects `id, inputs, record` of up to `$1` of the oldest finished runs whose search text
+    /// is not built yet, locked against other indexing processes where the database needs it.
+    const UNINDEXED_FINISHED_RUNS: &'static str;
+
+    /// Adds the runs whose ids are the JSON array `$1` to a text index kept apart from the
+    /// `runs` table, if the backend has one.
+    const ADD_TO_TEXT_INDEX: Option<&'static str>;
 }
 
 /// Implements [`Store`](super::Store) for `$store`, a [`Dialect`] whose sqlx database,
@@ -674,7 +679,21 @@ macro_rules! sql_store {
                 }
 
                 fn index_search(&self, max: u32) -> BoxFuture<'_, StoreResult<u64>> {
-                    $crate::store::backend::Dialect::index_finished_runs(self, max)
+                    Box::pin(async move {
+                        let mut conn = self.writer(Durability::Recoverable).await?;
+                        let mut tx = conn.begin_with(Self::BEGIN_WRITE).await?;
+                        let runs: Vec<(String, String, Option<String>)> =
+                            sqlx::query_as(Self::UNINDEXED_FINISHED_RUNS).bind(i64::from(max)).fetch_all(&mut *tx).await?;
+                        let texts = search_texts(&mut tx, runs).await?;
+                        set_search_texts(&mut tx, &texts).await?;
+                        if let (Some(statement), false) = (Self::ADD_TO_TEXT_INDEX, texts.is_empty()) {
+                            let ids: Vec<&str> = texts.iter().map(|(id, _)| id.as_str()).collect();
+                            let ids = to_json("run ids", &ids)?;
+                            sqlx::query(statement).bind(ids).execute(&mut *tx).await?;
+                        }
+                        tx.commit().await?;
+                        Ok(texts.len() as u64)
+                    })
                 }
 
                 fn purge(&self, cutoff: Timestamp) -> BoxFuture<'_, StoreResult<PurgeReport>> {
@@ -889,21 +908,16 @@ macro_rules! sql_store {
             async fn finish_on(conn: &mut $conn, id: Uuid, outcome: &RunOutcome) -> StoreResult<()> {
                 let record = to_json("run record", &outcome.record)?;
                 let error = outcome.error.as_ref().map(|e| to_json("run error", e)).transpose()?;
-                let inputs: Option<String> = sqlx::query_scalar(sql::RUN_INPUTS)
-                    .bind(id.to_string())
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                let Some(inputs) = inputs else {
-                    return Err(StoreError::RunNotFound(id));
-                };
-                sqlx::query(sql::FINISH_RUN)
+                let finished = sqlx::query(sql::FINISH_RUN)
                     .bind(outcome.status.as_str())
                     .bind(micros(outcome.ended_at))
                     .bind(error)
-                    .bind(search_text(&[&inputs, &searched_record(&outcome.record)?]))
                     .bind(id.to_string())
                     .execute(&mut *conn)
                     .await?;
+                if finished.rows_affected() == 0 {
+                    return Err(StoreError::RunNotFound(id));
+                }
                 sqlx::query(sql::SET_RUN_RECORD)
                     .bind(record)
                     .bind(id.to_string())
@@ -950,11 +964,6 @@ macro_rules! sql_store {
                 let inserted = insert_runs(tx, &creates).await?;
                 // Every run a write of the batch names that is known to exist.
                 let mut known: HashSet<Uuid> = created;
-                let mut inputs_of: HashMap<Uuid, String> = creates
-                    .into_iter()
-                    .filter(|(run, _, _)| inserted.contains(&run.id))
-                    .map(|(run, inputs, _)| (run.id, inputs))
-                    .collect();
 
                 // Starts, but those folded into the insertion of their run.
                 let mut starts: Vec<(usize, Uuid, Timestamp)> = Vec::new();
@@ -1007,7 +1016,7 @@ macro_rules! sql_store {
                 }
                 upsert_actions(tx, &rows).await?;
 
-                // Finishes: the last of each run; the search text joins the run's inputs and record.
+                // Finishes: the last of each run.
                 let mut finishes: Vec<(Uuid, &RunOutcome)> = Vec::new();
                 let mut finish_of: HashMap<Uuid, usize> = HashMap::new();
                 for write in writes {
@@ -1021,25 +1030,20 @@ macro_rules! sql_store {
                         }
                     }
                 }
-                let unread: Vec<Uuid> =
-                    finishes.iter().map(|(run, _)| *run).filter(|run| !inputs_of.contains_key(run)).collect();
-                inputs_of.extend(run_inputs(tx, &unread).await?);
-                let mut finished: Vec<FinishRow> = Vec::with_capacity(finishes.len());
+                let mut rows: Vec<FinishRow> = Vec::with_capacity(finishes.len());
                 for (run, outcome) in finishes {
-                    let Some(inputs) = inputs_of.get(&run) else { continue };
-                    finished.push(FinishRow {
+                    rows.push(FinishRow {
                         run: run.to_string(),
                         status: outcome.status.as_str(),
                         ended_at: micros(outcome.ended_at),
                         error: outcome.error.as_ref().map(|e| to_json("run error", e)).transpose()?,
-                        search_text: search_text(&[inputs, &searched_record(&outcome.record)?]),
                         record: to_json("run record", &outcome.record)?,
                     });
                 }
-                finish_runs(tx, &finished).await?;
+                let finished = finish_runs(tx, &rows).await?;
                 for (index, write) in writes.iter().enumerate() {
                     if let RunWrite::Finish { run, .. } = write {
-                        if !inputs_of.contains_key(run) {
+                        if !finished.contains(&run.to_string()) {
                             outcomes[index] = Err(StoreError::RunNotFound(*run));
                         }
                     }
@@ -1064,6 +1068,55 @@ macro_rules! sql_store {
                 Ok(outcomes)
             }
 
+            /// The search text of each run `(id, inputs, record)`: its inputs, its record but the
+            /// trigger (which repeats the inputs) and its action results, lowercased.
+            async fn search_texts(
+                tx: &mut $conn,
+                runs: Vec<(String, String, Option<String>)>,
+            ) -> StoreResult<Vec<(String, String)>> {
+                let mut results: HashMap<String, Vec<String>> = HashMap::new();
+                for chunk in multi_row_chunks(&runs) {
+                    let mut query =
+                        QueryBuilder::<$db>::new("SELECT run_id, result FROM action_results WHERE run_id IN (");
+                    let mut list = query.separated(", ");
+                    for (id, _, _) in chunk {
+                        list.push_bind(id.as_str());
+                    }
+                    query.push(") ORDER BY run_id, seq");
+                    let rows: Vec<(String, String)> = query.build_query_as().fetch_all(&mut *tx).await?;
+                    for (run, result) in rows {
+                        results.entry(run).or_default().push(result);
+                    }
+                }
+                let mut texts = Vec::with_capacity(runs.len());
+                for (id, inputs, record) in runs {
+                    let record = match record {
+                        Some(text) => searched_record(&crate::store::from_json("run record", &text)?)?,
+                        None => String::new(),
+                    };
+                    let mut parts: Vec<&str> = vec![&inputs, &record];
+                    parts.extend(results.get(&id).into_iter().flatten().map(String::as_str));
+                    let text = search_text(&parts);
+                    texts.push((id, text));
+                }
+                Ok(texts)
+            }
+
+            /// Stores the search texts built by [`search_texts`] and marks their runs indexed.
+            async fn set_search_texts(tx: &mut $conn, texts: &[(String, String)]) -> StoreResult<()> {
+                for chunk in multi_row_chunks(texts) {
+                    let mut query = QueryBuilder::<$db>::new(
+                        "UPDATE runs SET search_text = v.column2, search_indexed = true FROM (",
+                    );
+                    query.push_values(chunk, |mut row, (id, text)| {
+                        row.push_bind(id.as_str()).push_bind(text.as_str());
+                    });
+                    query.push(") AS v WHERE runs.id = v.column1");
+                    query.build().execute(&mut *tx).await?;
+                }
+                Ok(())
+            }
+
             /// An action result on its way to a multi-row upsert.
             struct ActionRow<'a> {
                 run: Uuid,
@@ -1080,7 +1133,6 @@ macro_rules! sql_store {
                 status: &'static str,
                 ended_at: i64,
                 error: Option<String>,
-                search_text: String,
                 record: String,
             }
 
@@ -1095,7 +1147,7 @@ macro_rules! sql_store {
                     let mut query = QueryBuilder::<$db>::new(
                         "INSERT INTO runs (id, flow, status, event_id, resubmit_of, created_at, search_text, started_at) ",
                     );
-                    query.push_values(chunk, |mut row, (run, inputs, started_at)| {
+                    query.push_values(chunk, |mut row, (run, _, started_at)| {
                         let status = if started_at.is_some() { RunStatus::Running } else { run.status };
                         row.push_bind(run.id.to_string())
                             .push_bind(run.flow.as_str())
@@ -1103,7 +1155,7 @@ macro_rules! sql_store {
                             .push_bind(run.event_id.map(|id| id.to_string()))
                             .push_bind(run.resubmit_of.map(|id| id.to_string()))
                             .push_bind(micros(run.created_at))
-                            .push_bind(search_text(&[inputs]))
+                            .push_bind("")
                             .push_bind(started_at.map(micros));
                     });
                     query.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
@@ -1207,40 +1259,24 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            /// The JSON text of the inputs of those of `runs` that exist.
-            async fn run_inputs(tx: &mut $conn, runs: &[Uuid]) -> StoreResult<Vec<(Uuid, String)>> {
-                let mut found = Vec::new();
-                for chunk in multi_row_chunks(runs) {
-                    let mut query = QueryBuilder::<$db>::new("SELECT run_id, inputs FROM run_data WHERE run_id IN (");
-                    let mut list = query.separated(", ");
-                    for run in chunk {
-                        list.push_bind(run.to_string());
-                    }
-                    query.push(")");
-                    let rows: Vec<(String, String)> = query.build_query_as().fetch_all(&mut *tx).await?;
-                    for (id, inputs) in rows {
-                        found.push((crate::store::uuid(&id)?, inputs));
-                    }
-                }
-                Ok(found)
-            }
-
-            /// Records how runs ended: their status, error and search text, and their record.
-            async fn finish_runs(tx: &mut $conn, rows: &[FinishRow]) -> StoreResult<()> {
+            /// Records how runs ended: their status, error and record. Their search text waits
+            /// for [`Store::index_search`]. Returns the ids of the runs that exist.
+            async fn finish_runs(tx: &mut $conn, rows: &[FinishRow]) -> StoreResult<HashSet<String>> {
+                let mut finished = HashSet::new();
                 for chunk in multi_row_chunks(rows) {
                     let mut query = QueryBuilder::<$db>::new(
                         "UPDATE runs SET status = v.column2, ended_at = v.column3, error = v.column4, \
-                         search_text = v.column5 FROM (",
+                         search_text = '', search_indexed = false FROM (",
                     );
                     query.push_values(chunk, |mut row, run| {
                         row.push_bind(run.run.as_str())
                             .push_bind(run.status)
                             .push_bind(run.ended_at)
-                            .push_bind(run.error.as_deref())
-                            .push_bind(run.search_text.as_str());
+                            .push_bind(run.error.as_deref());
                     });
-                    query.push(") AS v WHERE runs.id = v.column1");
-                    query.build().execute(&mut *tx).await?;
+                    query.push(") AS v WHERE runs.id = v.column1 RETURNING runs.id");
+                    let ids: Vec<String> = query.build_query_scalar().fetch_all(&mut *tx).await?;
+                    finished.extend(ids);
                     let mut query = QueryBuilder::<$db>::new("UPDATE run_data SET record = v.column2 FROM (");
                     query.push_values(chunk, |mut row, run| {
                         row.push_bind(run.run.as_str()).push_bind(run.record.as_str());
@@ -1248,7 +1284,7 @@ macro_rules! sql_store {
                     query.push(") AS v WHERE run_data.run_id = v.column1");
                     query.build().execute(&mut *tx).await?;
                 }
-                Ok(())
+                Ok(finished)
             }
 
             /// Removes finished work items whose claims still hold; returns the claims that did.
@@ -1306,7 +1342,7 @@ macro_rules! sql_store {
                     .bind(run.event_id.map(|id| id.to_string()))
                     .bind(run.resubmit_of.map(|id| id.to_string()))
                     .bind(micros(run.created_at))
-                    .bind(search_text(&[inputs]))
+                    .bind("")
                     .bind(started_at.map(micros))
                     .execute(&mut *conn)
                     .await?;

@@ -449,7 +449,8 @@ pub struct RunOutcome {
     pub ended_at: Timestamp,
     /// `{"code", "message"}` when it failed.
     pub error: Option<Value>,
-    /// The whole run record.
+    /// The run record, stored as given (the server stores it without what the run's inputs and
+    /// action results hold already: see [`crate::engine::Run::stored_record`]).
     pub record: Value,
 }
 
@@ -790,8 +791,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Events still referenced by pending work and unfinished runs are kept.
     fn purge(&self, cutoff: Timestamp) -> BoxFuture<'_, StoreResult<PurgeReport>>;
 
-    /// Adds up to `max` finished runs to the text-search index, which both backends keep up to
-    /// date in the background; returns how many it added (0 when there is nothing to do).
+    /// Builds the search text of up to `max` finished runs (their inputs, record and action
+    /// results, lowercased) and adds it to the text-search index, which both backends keep up
+    /// to date in the background, off the write path of runs; returns how many it added (0
+    /// when there is nothing to do). Until then a text search reads a run's data directly.
     fn index_search(&self, max: u32) -> BoxFuture<'_, StoreResult<u64>>;
 
     /// Purges everything older than `days` days (see [`Store::purge`]).

@@ -73,6 +73,15 @@ impl Dialect for PgStore {
 
     /// The database server can crash while the processes holding leases live on: a lost lease
     /// commit would let two of them hold one lease.
+    /// Runs another process is indexing are skipped.
+    const UNINDEXED_FINISHED_RUNS: &'static str = "SELECT r.id, COALESCE(d.inputs, ''), d.record
+         FROM runs r LEFT JOIN run_data d ON d.run_id = r.id
+         WHERE NOT r.search_indexed AND r.ended_at IS NOT NULL
+         ORDER BY r.created_at LIMIT $1 FOR UPDATE OF r SKIP LOCKED";
+
+    /// The trigram index is on `runs.search_text` itself.
+    const ADD_TO_TEXT_INDEX: Option<&'static str> = None;
+
     const LEASE_DURABILITY: Durability = Durability::Acknowledged;
 
     const FLUSH_AT_COMMIT: &'static str = "SET synchronous_commit = on";
@@ -88,9 +97,9 @@ impl Dialect for PgStore {
         &self.pool
     }
 
-    /// A `LIKE` on the runs marked indexed, which the trigram index serves for texts of 3 or
-    /// more characters (where the index is missing, it reads their text), and on the runs not
-    /// marked yet, read directly.
+    /// A `LIKE` on the search text of the runs indexed, which the trigram index serves for
+    /// texts of 3 or more characters (where the index is missing, it reads their text), and on
+    /// the inputs, record and action results of the runs not indexed yet, read directly.
     fn push_text_filter<'a>(
         &'a self,
         query: &'a mut QueryBuilder<Postgres>,
@@ -100,28 +109,17 @@ impl Dialect for PgStore {
         query
             .push(" AND id IN (SELECT id FROM runs WHERE search_indexed AND search_text LIKE ")
             .push_bind(pattern.clone())
-            .push(" UNION ALL SELECT id FROM runs WHERE NOT search_indexed AND search_text LIKE ")
+            .push(" UNION ALL SELECT id FROM runs WHERE NOT search_indexed AND (EXISTS (SELECT 1 FROM run_data d ")
+            .push("WHERE d.run_id = runs.id AND (lower(d.inputs) LIKE ")
+            .push_bind(pattern.clone())
+            .push(" OR lower(d.record) LIKE ")
+            .push_bind(pattern.clone())
+            .push(")) OR EXISTS (SELECT 1 FROM action_results a WHERE a.run_id = runs.id AND lower(a.result) LIKE ")
             .push_bind(pattern)
-            .push(")");
+            .push(")))");
         Box::pin(std::future::ready(Ok(())))
     }
-
-    /// Marks the oldest finished runs not marked yet, which adds them to the trigram index;
-    /// runs another process is marking are skipped.
-    fn index_finished_runs(&self, max: u32) -> BoxFuture<'_, StoreResult<u64>> {
-        Box::pin(async move {
-            let mut conn = self.pool.acquire().await?;
-            sqlx::query(Self::FLUSH_LATER).execute(&mut *conn).await?;
-            let marked = sqlx::query(MARK_INDEXED).bind(i64::from(max)).execute(&mut *conn).await?;
-            Ok(marked.rows_affected())
-        })
-    }
 }
-
-/// Marks up to `$1` of the oldest finished unmarked runs as indexed.
-const MARK_INDEXED: &str = "UPDATE runs SET search_indexed = true WHERE id IN (
-     SELECT id FROM runs WHERE NOT search_indexed AND ended_at IS NOT NULL
-     ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED)";
 
 sql_store!(PgStore, sqlx::Postgres, sqlx::PgConnection, sqlx::postgres::PgRow);
 
@@ -133,7 +131,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::store::sql;
+    use crate::store::{Store as _, sql};
 
     fn postgres_url() -> String {
         std::env::var("COFLOW_TEST_POSTGRES_URL")
@@ -171,17 +169,23 @@ mod tests {
     #[tokio::test]
     async fn text_search_uses_the_trigram_index() {
         let plan = in_own_schema(async |store: &PgStore| {
-            sqlx::query(
+            sqlx::raw_sql(
                 "INSERT INTO runs (id, flow, status, created_at, search_text)
-                 SELECT gen_random_uuid()::text, 'orders', 'succeeded', i, '{\"order\":\"ord-' || i || '\"}'
-                 FROM generate_series(1, 10000) AS i",
+                 SELECT 'run-' || i, 'orders', 'running', i, '' FROM generate_series(1, 10000) AS i;
+                 INSERT INTO run_data (run_id, inputs)
+                 SELECT 'run-' || i, '{\"order\":\"ORD-' || i || '\"}' FROM generate_series(1, 10000) AS i",
             )
             .execute(&store.pool)
             .await
             .unwrap();
-            assert_eq!(store.index_finished_runs(20_000).await.unwrap(), 0, "running runs wait");
+            assert_eq!(store.index_search(20_000).await.unwrap(), 0, "running runs wait");
             sqlx::query("UPDATE runs SET ended_at = created_at + 1").execute(&store.pool).await.unwrap();
-            assert_eq!(store.index_finished_runs(20_000).await.unwrap(), 10_000);
+            assert_eq!(store.index_search(20_000).await.unwrap(), 10_000);
+            let text: String = sqlx::query_scalar("SELECT search_text FROM runs WHERE id = 'run-42'")
+                .fetch_one(&store.pool)
+                .await
+                .unwrap();
+            assert!(text.contains(r#""order":"ord-42""#), "{text}");
             sqlx::raw_sql("VACUUM ANALYZE runs").execute(&store.pool).await.unwrap();
             let mut query = QueryBuilder::<Postgres>::new(format!("EXPLAIN {}", sql::LIST_RUNS));
             store.push_text_filter(&mut query, "ord-4242\"".into()).await.unwrap();

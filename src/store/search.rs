@@ -3,7 +3,9 @@
 //!
 //! Both backends index `runs.search_text` by trigrams (SQLite: an FTS5 `trigram` table;
 //! PostgreSQL: a `pg_trgm` GIN index), which finds any substring of 3 or more characters.
-//! The searched text is lowercased like the stored one, so the search ignores case.
+//! The searched text is lowercased like the stored one, so the search ignores case. The text
+//! is built in the background once a run has finished (`Store::index_search`); a run not
+//! indexed yet is searched in its inputs, record and action results themselves.
 
 /// Characters in a trigram: texts shorter than this cannot be looked up in a trigram index.
 pub(crate) const TRIGRAM_CHARS: usize = 3;

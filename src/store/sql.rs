@@ -135,10 +135,9 @@ pub(crate) const UPSERT_ACTION: &str = "INSERT INTO action_results
 pub(crate) const RUN_ACTIONS: &str = "SELECT name, status, started_at, ended_at, result FROM action_results
      WHERE run_id = $1 ORDER BY seq, name";
 
-pub(crate) const RUN_INPUTS: &str = "SELECT inputs FROM run_data WHERE run_id = $1";
-
-pub(crate) const FINISH_RUN: &str =
-    "UPDATE runs SET status = $1, ended_at = $2, error = $3, search_text = $4 WHERE id = $5";
+/// The run's search text waits for the indexer (`Store::index_search`).
+pub(crate) const FINISH_RUN: &str = "UPDATE runs SET status = $1, ended_at = $2, error = $3,
+     search_text = '', search_indexed = false WHERE id = $4";
 
 pub(crate) const SET_RUN_RECORD: &str = "UPDATE run_data SET record = $1 WHERE run_id = $2";
 

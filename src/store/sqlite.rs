@@ -27,7 +27,7 @@ use futures::future::BoxFuture;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Connection as _, QueryBuilder, Sqlite};
+use sqlx::{QueryBuilder, Sqlite};
 
 use super::backend::{Dialect, Durability, sql_store};
 use super::search;
@@ -46,20 +46,6 @@ const INDEX_LOOKUP_LIMIT: i64 = 1_000;
 /// How many runs, up to `$2`, contain the FTS5 phrase `$1`, and their rowids as a JSON array.
 const INDEXED_ROWIDS: &str = "SELECT COUNT(*), json_group_array(rowid)
      FROM (SELECT rowid FROM runs_search WHERE runs_search MATCH $1 LIMIT $2)";
-
-/// Up to `$1` finished runs the trigram index does not hold, oldest first, as a JSON array of
-/// rowids.
-const UNINDEXED_FINISHED: &str = "SELECT json_group_array(rowid) FROM
-     (SELECT rowid FROM runs WHERE search_indexed = 0 AND status NOT IN ('queued', 'running')
-      ORDER BY created_at LIMIT $1)";
-
-/// Adds the runs whose rowids are the JSON array `$1` to the trigram index.
-const INDEX_RUNS: &str = "INSERT INTO runs_search (rowid, search_text)
-     SELECT rowid, search_text FROM runs WHERE rowid IN (SELECT value FROM json_each($1))";
-
-/// Marks the runs whose rowids are the JSON array `$1` as indexed.
-const MARK_INDEXED: &str =
-    "UPDATE runs SET search_indexed = 1 WHERE rowid IN (SELECT value FROM json_each($1))";
 
 /// The SQLite implementation of [`Store`](super::Store).
 #[derive(Debug, Clone)]
@@ -123,6 +109,17 @@ impl Dialect for SqliteStore {
     /// A lease commit lost in a power cut goes down with every process that could hold the lease.
     const LEASE_DURABILITY: Durability = Durability::Recoverable;
 
+    const UNINDEXED_FINISHED_RUNS: &'static str = "SELECT r.id, COALESCE(d.inputs, ''), d.record
+         FROM runs r LEFT JOIN run_data d ON d.run_id = r.id
+         WHERE r.search_indexed = 0 AND r.status NOT IN ('queued', 'running')
+         ORDER BY r.created_at LIMIT $1";
+
+    /// The FTS5 trigram table `runs_search`, whose content is `runs.search_text`.
+    const ADD_TO_TEXT_INDEX: Option<&'static str> = Some(
+        "INSERT INTO runs_search (rowid, search_text)
+         SELECT rowid, search_text FROM runs WHERE id IN (SELECT value FROM json_each($1))",
+    );
+
     /// `FULL` flushes the WAL at every commit.
     const FLUSH_AT_COMMIT: &'static str = "PRAGMA synchronous = FULL";
 
@@ -162,27 +159,26 @@ impl Dialect for SqliteStore {
                         .push(") UNION ALL SELECT rowid FROM runs WHERE search_indexed = 0)");
                 }
             }
-            query.push(" AND instr(search_text, ").push_bind(text).push(") > 0");
+            query.push(" AND CASE WHEN search_indexed = 1 THEN instr(search_text, ").push_bind(text.clone());
+            query.push(") > 0 ELSE ");
+            push_unindexed_contains(query, &text);
+            query.push(" END");
             Ok(())
         })
     }
+}
 
-    /// One write transaction: the oldest finished runs not in the index go into it.
-    fn index_finished_runs(&self, max: u32) -> BoxFuture<'_, StoreResult<u64>> {
-        Box::pin(async move {
-            let mut conn = self.writer.acquire().await?;
-            sqlx::query(Self::FLUSH_LATER).execute(&mut *conn).await?;
-            let mut tx = conn.begin_with(Self::BEGIN_WRITE).await?;
-            let rowids: String =
-                sqlx::query_scalar(UNINDEXED_FINISHED).bind(i64::from(max)).fetch_one(&mut *tx).await?;
-            let added = sqlx::query(INDEX_RUNS).bind(&rowids).execute(&mut *tx).await?.rows_affected();
-            if added > 0 {
-                sqlx::query(MARK_INDEXED).bind(&rowids).execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            Ok(added)
-        })
-    }
+/// Pushes whether the run `runs` of the enclosing query, not indexed yet, contains `text` in
+/// its inputs, record or action results. SQLite's `lower` folds ASCII letters only, so until a
+/// run is indexed, other letters match only in the case they were written in.
+fn push_unindexed_contains(query: &mut QueryBuilder<Sqlite>, text: &str) {
+    query.push("(EXISTS (SELECT 1 FROM run_data d WHERE d.run_id = runs.id AND (instr(lower(d.inputs), ");
+    query.push_bind(text.to_owned()).push(") > 0 OR instr(lower(COALESCE(d.record, '')), ");
+    query.push_bind(text.to_owned()).push(") > 0))");
+    query.push(
+        " OR EXISTS (SELECT 1 FROM action_results a WHERE a.run_id = runs.id AND instr(lower(a.result), ",
+    );
+    query.push_bind(text.to_owned()).push(") > 0))");
 }
 
 sql_store!(SqliteStore, sqlx::Sqlite, sqlx::SqliteConnection, sqlx::sqlite::SqliteRow);
@@ -276,21 +272,28 @@ mod tests {
     #[tokio::test]
     async fn common_texts_are_found_newest_first() {
         let store = SqliteStore::open("sqlite::memory:", OpenOptions::default()).await.unwrap();
-        sqlx::query(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1)
-             INSERT INTO runs (id, flow, status, created_at, search_text)
-             SELECT printf('00000000-0000-7000-8000-%012d', i), 'orders', 'succeeded', i,
-                    CASE WHEN i % 2 = 0 THEN 'even ' ELSE 'odd ' END || i FROM n",
+        let runs = 2 * INDEX_LOOKUP_LIMIT + 4;
+        sqlx::raw_sql(
+            "CREATE TEMP TABLE n AS WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2004)
+             SELECT i, printf('00000000-0000-7000-8000-%012d', i) AS id FROM n;
+             INSERT INTO runs (id, flow, status, created_at, search_text) SELECT id, 'orders', 'succeeded', i, '' FROM n;
+             INSERT INTO run_data (run_id, inputs)
+             SELECT id, json_quote(CASE WHEN i % 2 = 0 THEN 'even ' ELSE 'odd ' END || i) FROM n;",
         )
-        .bind(2 * INDEX_LOOKUP_LIMIT + 4)
         .execute(&store.writer)
         .await
         .unwrap();
-        let filter = RunFilter { text: Some("ODD".into()), limit: 3, ..RunFilter::default() };
-        let page = store.list_runs(filter).await.unwrap();
-        let created: Vec<i64> = page.runs.iter().map(|run| run.created_at.as_microsecond()).collect();
-        let newest = 2 * INDEX_LOOKUP_LIMIT + 3;
-        assert_eq!(created, vec![newest, newest - 2, newest - 4]);
+        assert_eq!(runs, 2004, "the runs inserted above");
+        let newest = runs - 1;
+        for indexed in [false, true] {
+            if indexed {
+                assert_eq!(store.index_search(10_000).await.unwrap(), u64::try_from(runs).unwrap());
+            }
+            let filter = RunFilter { text: Some("ODD".into()), limit: 3, ..RunFilter::default() };
+            let page = store.list_runs(filter).await.unwrap();
+            let created: Vec<i64> = page.runs.iter().map(|run| run.created_at.as_microsecond()).collect();
+            assert_eq!(created, vec![newest, newest - 2, newest - 4], "indexed: {indexed}");
+        }
     }
 
     #[tokio::test]
