@@ -1043,7 +1043,7 @@ macro_rules! sql_store {
                 let finished = finish_runs(tx, &rows).await?;
                 for (index, write) in writes.iter().enumerate() {
                     if let RunWrite::Finish { run, .. } = write {
-                        if !finished.contains(&run.to_string()) {
+                        if !finished.contains(run) {
                             outcomes[index] = Err(StoreError::RunNotFound(*run));
                         }
                     }
@@ -1261,7 +1261,7 @@ macro_rules! sql_store {
 
             /// Records how runs ended: their status, error and record. Their search text waits
             /// for [`Store::index_search`]. Returns the ids of the runs that exist.
-            async fn finish_runs(tx: &mut $conn, rows: &[FinishRow]) -> StoreResult<HashSet<String>> {
+            async fn finish_runs(tx: &mut $conn, rows: &[FinishRow]) -> StoreResult<HashSet<Uuid>> {
                 let mut finished = HashSet::new();
                 for chunk in multi_row_chunks(rows) {
                     let mut query = QueryBuilder::<$db>::new(
@@ -1276,7 +1276,9 @@ macro_rules! sql_store {
                     });
                     query.push(") AS v WHERE runs.id = v.column1 RETURNING runs.id");
                     let ids: Vec<String> = query.build_query_scalar().fetch_all(&mut *tx).await?;
-                    finished.extend(ids);
+                    for id in &ids {
+                        finished.insert(crate::store::uuid(id)?);
+                    }
                     let mut query = QueryBuilder::<$db>::new("UPDATE run_data SET record = v.column2 FROM (");
                     query.push_values(chunk, |mut row, run| {
                         row.push_bind(run.run.as_str()).push_bind(run.record.as_str());
