@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::record::{ActionResult, ResponseRecord, Status};
 use super::{ActionEvent, CancelToken, Observer};
-use crate::expr::{Mappings, Scope, SyncSettings};
+use crate::expr::{ActionOutputs, Mappings, Scope, SyncSettings};
 use crate::flow::VariableType;
 
 /// Locks a mutex, recovering the data if another thread panicked while holding it: the state
@@ -66,6 +66,23 @@ impl Entry {
     /// The result, moved out unless something (the loop's `latest`) still holds the entry.
     pub fn into_result(self: Arc<Self>) -> ActionResult {
         Arc::try_unwrap(self).map_or_else(|shared| shared.result.clone(), |entry| entry.result)
+    }
+}
+
+/// What a missing output reads as.
+static NULL: Value = Value::Null;
+
+impl ActionOutputs for Entry {
+    fn outputs(&self) -> &Value {
+        self.result.outputs.as_ref().unwrap_or(&NULL)
+    }
+
+    fn body(&self) -> &Value {
+        let outputs = self.outputs();
+        match self.body {
+            BodyOf::Outputs => outputs,
+            BodyOf::Field => outputs.get("body").unwrap_or(&NULL),
+        }
     }
 }
 
@@ -246,6 +263,10 @@ impl Scope for Frame {
         self.find_entry(name).map(|entry| entry.record(name))
     }
 
+    fn action_outputs(&self, name: &str) -> Option<Arc<dyn ActionOutputs>> {
+        self.find_entry(name).map(|entry| entry as Arc<dyn ActionOutputs>)
+    }
+
     fn variable(&self, name: &str) -> Option<Value> {
         lock(&self.shared.variables).get(name).map(|v| v.value.clone())
     }
@@ -313,6 +334,9 @@ impl Scope for ItemScope {
     }
     fn action(&self, name: &str) -> Option<Arc<Value>> {
         self.frame.action(name)
+    }
+    fn action_outputs(&self, name: &str) -> Option<Arc<dyn ActionOutputs>> {
+        self.frame.action_outputs(name)
     }
     fn variable(&self, name: &str) -> Option<Value> {
         self.frame.variable(name)

@@ -76,14 +76,77 @@ fn num(c: Option<regex::Match<'_>>) -> i64 {
     c.and_then(|m| m.as_str().parse().ok()).unwrap_or(0)
 }
 
-fn fraction_nanos(c: Option<regex::Match<'_>>) -> i32 {
-    let Some(m) = c else { return 0 };
-    let mut digits = m.as_str().to_string();
+fn fraction_nanos(fraction: Option<&str>) -> i32 {
+    let Some(fraction) = fraction else { return 0 };
+    let mut digits = fraction.to_string();
     digits.truncate(9);
     while digits.len() < 9 {
         digits.push('0');
     }
     digits.parse().unwrap_or(0)
+}
+
+/// What the `ISO` expression captures: year, month, day, hour, minute, second (0 when
+/// absent), the fraction's digits and the zone.
+struct IsoParts<'a> {
+    fields: [i64; 6],
+    fraction: Option<&'a str>,
+    zone: Option<&'a str>,
+}
+
+impl<'a> IsoParts<'a> {
+    /// The parts of the everyday ISO spellings, read without the regular expression: ASCII
+    /// digits, `T` or a space before the time, the zone right after. Anything else gives
+    /// `None` and is left to `ISO`, which captures exactly these parts for these spellings.
+    fn plain(s: &'a str) -> Option<IsoParts<'a>> {
+        let bytes = s.as_bytes();
+        let mut at = 0;
+        let digits = |at: &mut usize, min: usize, max: usize| -> Option<&'a str> {
+            let start = *at;
+            while *at < bytes.len() && *at - start < max && bytes[*at].is_ascii_digit() {
+                *at += 1;
+            }
+            (*at - start >= min).then(|| &s[start..*at])
+        };
+        let expect =
+            |at: &mut usize, byte: u8| -> Option<()> { (bytes.get(*at) == Some(&byte)).then(|| *at += 1) };
+        let number = |text: &str| text.parse::<i64>().ok();
+        let mut fields = [0; 6];
+        fields[0] = number(digits(&mut at, 4, 4)?)?;
+        expect(&mut at, b'-')?;
+        fields[1] = number(digits(&mut at, 1, 2)?)?;
+        expect(&mut at, b'-')?;
+        fields[2] = number(digits(&mut at, 1, 2)?)?;
+        let mut fraction = None;
+        if matches!(bytes.get(at), Some(b'T' | b' ')) {
+            at += 1;
+            fields[3] = number(digits(&mut at, 1, 2)?)?;
+            expect(&mut at, b':')?;
+            fields[4] = number(digits(&mut at, 2, 2)?)?;
+            if expect(&mut at, b':').is_some() {
+                fields[5] = number(digits(&mut at, 2, 2)?)?;
+                if matches!(bytes.get(at), Some(b'.' | b',')) {
+                    at += 1;
+                    fraction = Some(digits(&mut at, 1, 9)?);
+                }
+            }
+        }
+        let zone_start = at;
+        match bytes.get(at) {
+            None => {}
+            Some(b'Z' | b'z') => at += 1,
+            Some(b'+' | b'-') => {
+                at += 1;
+                digits(&mut at, 2, 2)?;
+                if expect(&mut at, b':').is_some() || at < bytes.len() {
+                    digits(&mut at, 2, 2)?;
+                }
+            }
+            Some(_) => return None,
+        }
+        let zone = (at > zone_start).then(|| &s[zone_start..at]);
+        (at == bytes.len()).then_some(IsoParts { fields, fraction, zone })
+    }
 }
 
 fn build(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64, ns: i32) -> Option<DateTime> {
@@ -104,17 +167,16 @@ fn build(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64, ns: i32) -> Option<Da
 /// RFC 1123. An offset is converted to UTC.
 pub(crate) fn parse_with(s: &str, day_first: bool) -> Option<Stamp> {
     let s = s.trim();
-    if let Some(c) = ISO.captures(s) {
-        let dt = build(
-            num(c.get(1)),
-            num(c.get(2)),
-            num(c.get(3)),
-            num(c.get(4)),
-            num(c.get(5)),
-            num(c.get(6)),
-            fraction_nanos(c.get(7)),
-        )?;
-        return match c.get(8).map(|m| m.as_str()) {
+    let iso = IsoParts::plain(s).or_else(|| {
+        ISO.captures(s).map(|c| IsoParts {
+            fields: [1, 2, 3, 4, 5, 6].map(|i| num(c.get(i))),
+            fraction: c.get(7).map(|m| m.as_str()),
+            zone: c.get(8).map(|m| m.as_str()),
+        })
+    });
+    if let Some(IsoParts { fields: [y, mo, d, h, mi, sec], fraction, zone }) = iso {
+        let dt = build(y, mo, d, h, mi, sec, fraction_nanos(fraction))?;
+        return match zone {
             None => Some(Stamp { dt, utc: false }),
             Some("Z" | "z") => Some(Stamp { dt, utc: true }),
             Some(offset) => Some(Stamp { dt: apply_offset(dt, offset)?, utc: true }),
@@ -135,7 +197,8 @@ pub(crate) fn parse_with(s: &str, day_first: bool) -> Option<Stamp> {
             Some(p) if p == "AM" && h == 12 => h = 0,
             _ => {}
         }
-        let dt = build(y, mo, d, h, num(c.get(5)), num(c.get(6)), fraction_nanos(c.get(7)))?;
+        let fraction = c.get(7).map(|m| m.as_str());
+        let dt = build(y, mo, d, h, num(c.get(5)), num(c.get(6)), fraction_nanos(fraction))?;
         return Some(Stamp { dt, utc: c.get(9).is_some() });
     }
     let zoned = jiff::fmt::rfc2822::parse(s).ok()?;
@@ -647,6 +710,45 @@ fn parse_exact(s: &str, fmt: &str, culture: &Culture) -> Option<Stamp> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_iso_spellings_are_read_as_the_expression_reads_them() {
+        let by_regex = |s: &str| {
+            ISO.captures(s).map(|c| {
+                let fields = [1, 2, 3, 4, 5, 6].map(|i| num(c.get(i)));
+                (fields, c.get(7).map(|m| m.as_str().to_string()), c.get(8).map(|m| m.as_str().to_string()))
+            })
+        };
+        let plain = |s: &str| {
+            IsoParts::plain(s).map(|p| (p.fields, p.fraction.map(str::to_string), p.zone.map(str::to_string)))
+        };
+        for s in [
+            "2026-11-25",
+            "2026-11-25T10:00",
+            "2026-1-5 9:05:07.123Z",
+            "2026-11-25T10:00:00.1234567+02:00",
+            "2026-11-25T10:00:00,5-0530",
+            "2026-11-25T10:00:00+02",
+            "2026-11-25+02:00",
+            "2026-11-25T10:00z",
+        ] {
+            assert!(plain(s).is_some(), "{s} is a plain spelling");
+            assert_eq!(plain(s), by_regex(s), "{s}");
+        }
+        for s in [
+            "2026-11-25 Z",
+            "2026-11-25T10:00:00+02:",
+            "2026-11-25T10:00:00.1234567890Z",
+            "2026-11-25T",
+            "\u{ff12}026-11-25",
+            "2026-11-25T10:00:00 +02:00",
+            "2026-11-25T10:00:00+0200x",
+            "20261-11-25",
+            "2026-11-25t10:00",
+        ] {
+            assert_eq!(plain(s), None, "{s} is left to the expression");
+        }
+    }
 
     #[test]
     fn parses_the_usual_shapes() {

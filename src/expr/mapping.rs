@@ -24,10 +24,12 @@ use minijinja::value::{Object, Value as JinjaValue};
 use serde_json::{Map, Value};
 
 use super::json_view::JsonView;
-use super::native::Native;
+use super::native::Inputs;
 use super::references::{Reads, reads_of};
-use super::template::{ExprError, Part, Scope, Template, compile, context, context_with_handle};
-use super::values::{from_json, from_json_owned, text};
+use super::template::{
+    ExprError, LazyContext, Scope, ScopeHandle, Template, compile, context, context_with_handle,
+};
+use super::values::{from_json, from_json_owned};
 
 /// The current mapping is passed in the render context under this name, for `lookup()`.
 pub(crate) const MAPPING_KEY: &str = "__mapping";
@@ -49,8 +51,8 @@ pub struct Mapping {
     pub path: Option<PathBuf>,
     fields: Vec<Field>,
     lookups: BTreeMap<String, BTreeMap<String, Value>>,
-    /// What the fields that are not read directly (see [`Direct`]) read of `source`: the rest
-    /// of the source is not handed to the template engine for them.
+    /// What the fields that are not computed natively read of `source`: the rest of the source
+    /// is not handed to the template engine for them.
     engine_reads: Reads,
 }
 
@@ -60,61 +62,10 @@ struct Field {
     template: Template,
     /// Written as a literal `null`: kept in the output (see the module documentation).
     explicit_null: bool,
-    /// Set when the field is only `source` property paths, e.g. `{{ source.a.b }}`.
-    direct: Option<Direct>,
-}
-
-/// A field the [`Native`] evaluator computes from the source JSON without the template engine.
-/// When it cannot (a property along a path is missing, say), the field is rendered by the
-/// engine after all, so that the error is the engine's.
-#[derive(Debug, Clone)]
-enum Direct {
-    /// `{{ expression }}`: the value itself, whatever its type.
-    Value(Native),
-    /// Text around expressions, e.g. `Referral {{ source.id }}`.
-    Text(Vec<Piece>),
-}
-
-/// One piece of a [`Direct::Text`].
-#[derive(Debug, Clone)]
-enum Piece {
-    Text(String),
-    Expr(Native),
-}
-
-impl Direct {
-    /// How `template` can be computed directly, if it can.
-    fn of(template: &Template) -> Option<Direct> {
-        match template {
-            Template::Expr(compiled) => Native::of(compiled).map(Direct::Value),
-            Template::Text(parts) => parts
-                .iter()
-                .map(|part| match part {
-                    Part::Text(t) => Some(Piece::Text(t.clone())),
-                    Part::Expr(compiled) => Native::of(compiled).map(Piece::Expr),
-                })
-                .collect::<Option<_>>()
-                .map(Direct::Text),
-            _ => None,
-        }
-    }
-
-    /// The field's value over `source`; `None` when only the engine can tell.
-    fn read(&self, source: &Value, mapping: &Mapping) -> Option<Value> {
-        match self {
-            Direct::Value(native) => native.eval(source, mapping),
-            Direct::Text(pieces) => {
-                let mut out = String::new();
-                for piece in pieces {
-                    match piece {
-                        Piece::Text(t) => out.push_str(t),
-                        Piece::Expr(native) => out.push_str(&text(&native.eval(source, mapping)?)),
-                    }
-                }
-                Some(Value::String(out))
-            }
-        }
-    }
+    /// Every expression of the field has a native form (see [`Native`](super::native::Native)),
+    /// which falls back to the engine only when a property is missing, say: the engine then
+    /// sees the whole source, so that its error is the one it would give anyway.
+    native: bool,
 }
 
 /// A mapping file that cannot be loaded or applied.
@@ -266,11 +217,11 @@ impl Mapping {
                 field: field.to_string(),
                 source,
             })?;
-            let direct = Direct::of(&template);
-            fields.push(Field { name: field.to_string(), template, explicit_null: json.is_null(), direct });
+            let native = template.is_native();
+            fields.push(Field { name: field.to_string(), template, explicit_null: json.is_null(), native });
         }
         let mut engine_reads = Reads::default();
-        for field in fields.iter().filter(|f| f.direct.is_none()) {
+        for field in fields.iter().filter(|f| !f.native) {
             reads_of(&field.template, "source", &mut engine_reads);
         }
         Ok(Mapping {
@@ -308,9 +259,10 @@ impl Mapping {
         source: &Value,
         scope: Option<&Arc<dyn Scope>>,
     ) -> Result<Value, ExprError> {
-        self.render_fields(Some(source), |whole| {
-            // Fields read directly fall back to the engine only when a property is missing,
-            // and then see the whole source, as every field did before direct reads.
+        let inputs = Inputs { source: Some(source), mapping: Some(self), scope };
+        self.render_fields(&inputs, |whole| {
+            // Native fields fall back to the engine only when a property is missing, and then
+            // see the whole source, as every field did before native evaluation.
             let source =
                 if whole { from_json(source) } else { from_json_owned(self.engine_reads.keep(source)) };
             let extra =
@@ -325,8 +277,10 @@ impl Mapping {
         source: JinjaValue,
         scope: Option<JinjaValue>,
     ) -> Result<Value, ExprError> {
+        let run = scope.as_ref().and_then(|h| h.downcast_object_ref::<ScopeHandle>()).map(|h| &h.scope);
         let json = source.downcast_object_ref::<JsonView>().map(|view| view.json());
-        self.render_fields(json, |_| {
+        let inputs = Inputs { source: json, mapping: Some(self), scope: run };
+        self.render_fields(&inputs, |_| {
             let extra = [
                 ("source", source.clone()),
                 (MAPPING_KEY, JinjaValue::from_object(MappingHandle(self.clone()))),
@@ -335,33 +289,23 @@ impl Mapping {
         })
     }
 
-    /// Renders every field: directly from `source` when the field allows it (see [`Direct`]),
-    /// else by the template engine, in the context `make_context` builds the first time one is
-    /// needed: with the whole source (`true`) for a direct field, else with what
-    /// `engine_reads` keeps of it.
+    /// Renders every field: natively where the field allows it, else by the template engine,
+    /// in the context `make_context` builds the first time one is needed: with the whole
+    /// source (`true`) for a native field, else with what `engine_reads` keeps of it.
     fn render_fields(
         &self,
-        source: Option<&Value>,
+        inputs: &Inputs<'_>,
         make_context: impl Fn(bool) -> JinjaValue,
     ) -> Result<Value, ExprError> {
         let mut out = Map::with_capacity(self.fields.len());
-        let (mut trimmed, mut whole): (Option<JinjaValue>, Option<JinjaValue>) = (None, None);
+        let whole = LazyContext::new(|| make_context(true));
+        let trimmed = LazyContext::new(|| make_context(false));
         for field in &self.fields {
-            let direct =
-                field.direct.as_ref().zip(source).and_then(|(direct, source)| direct.read(source, self));
-            let value = match direct {
-                Some(value) => value,
-                None => {
-                    let ctx = match field.direct {
-                        Some(_) => whole.get_or_insert_with(|| make_context(true)),
-                        None => trimmed.get_or_insert_with(|| make_context(false)),
-                    };
-                    field.template.render_in(ctx).map_err(|e| ExprError {
-                        message: format!("mapping '{}' field '{}': {}", self.name, field.name, e.message),
-                        source_text: e.source_text,
-                    })?
-                }
-            };
+            let ctx = if field.native { &whole } else { &trimmed };
+            let value = field.template.render_with(inputs, ctx).map_err(|e| ExprError {
+                message: format!("mapping '{}' field '{}': {}", self.name, field.name, e.message),
+                source_text: e.source_text,
+            })?;
             if value.is_null() && !field.explicit_null {
                 continue;
             }
@@ -432,9 +376,8 @@ mod tests {
             "  M: '{{ source.l | length }}'\n",
             "  N: '{{ source.r | upper }}'\n",
         ));
-        let engine_only: Vec<&str> =
-            m.fields.iter().filter(|f| f.direct.is_none()).map(|f| f.name.as_str()).collect();
-        assert_eq!(engine_only, ["G", "M", "N"]);
+        let engine_only: Vec<&str> = m.fields.iter().filter(|f| !f.native).map(|f| f.name.as_str()).collect();
+        assert_eq!(engine_only, ["M", "N"]);
         let kept = m.engine_reads.keep(&json!({"a": 1, "b": 2, "l": 3, "r": 4, "z": 5}));
         assert_eq!(kept, json!({"l": 3, "r": 4}));
         let source = json!({
@@ -460,7 +403,7 @@ mod tests {
             "  C: '{{ lookup(\"t\", source.a) }}'\n",
             "  D: '{{ opt(source, \"a\", \"x\") }}'\n",
         ));
-        assert!(m.fields.iter().all(|f| f.direct.is_some()));
+        assert!(m.fields.iter().all(|f| f.native));
         for source in [
             json!({"a": "a", "b": {"c": 1}}),
             json!({"a": "not a date", "b": {"c": 1}}),

@@ -57,8 +57,8 @@ pub use datetime::with_fixed_now;
 pub use mapping::{Mapping, MappingError, Mappings};
 pub use sync::{SyncSettings, SyncSettingsError};
 pub use template::{
-    Compiled, DataScope, ExprError, Part, References, Scope, Template, compile, compile_expression,
-    environment, eval_expression, function_names,
+    ActionOutputs, Compiled, DataScope, ExprError, Part, References, Scope, Template, compile,
+    compile_expression, environment, eval_expression, function_names,
 };
 pub use timezones::windows_to_iana;
 

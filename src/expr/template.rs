@@ -9,6 +9,7 @@ use regex::Regex;
 use serde_json::Value;
 
 use super::functions::{self, Def};
+use super::native::{Inputs, Native};
 use super::values::{from_json_owned, from_json_shared, text, to_json, try_to_json};
 use super::{datetime, secrets, sync, workflow};
 
@@ -20,6 +21,11 @@ pub trait Scope: Send + Sync + std::fmt::Debug {
     /// The record of a finished action: `{"name", "status", "inputs", "outputs", "body", "error", …}`,
     /// shared rather than copied: it is built once, however many templates read it.
     fn action(&self, name: &str) -> Option<Arc<Value>>;
+    /// What `outputs('x')` and `body('x')` read of a finished action, shared and in place,
+    /// without building its whole record. `None` leaves those reads to the template engine.
+    fn action_outputs(&self, _name: &str) -> Option<Arc<dyn ActionOutputs>> {
+        None
+    }
     /// The current value of a variable.
     fn variable(&self, name: &str) -> Option<Value>;
     /// The value of a flow parameter.
@@ -41,6 +47,15 @@ pub trait Scope: Send + Sync + std::fmt::Debug {
         static DEFAULT: LazyLock<Arc<super::SyncSettings>> = LazyLock::new(Default::default);
         DEFAULT.clone()
     }
+}
+
+/// A finished action's outputs as `outputs('x')` and `body('x')` read them.
+pub trait ActionOutputs: Send + Sync {
+    /// The action's outputs (`null` when it has none).
+    fn outputs(&self) -> &Value;
+    /// What `body('x')` gives: the outputs' `body`, or the outputs themselves for actions whose
+    /// outputs are their body (compose, select…).
+    fn body(&self) -> &Value;
 }
 
 /// An expression or template error, with the expression it came from.
@@ -160,10 +175,11 @@ pub enum Part {
     Expr(Arc<Compiled>),
 }
 
-/// A precompiled minijinja expression and its source.
+/// A precompiled minijinja expression, its source, and its native form when it has one.
 pub struct Compiled {
     source: String,
     expr: Expression<'static, 'static>,
+    native: Option<Native>,
 }
 
 impl std::fmt::Debug for Compiled {
@@ -333,7 +349,7 @@ pub(crate) fn scope_handle(state: &State) -> Result<Arc<ScopeHandle>, minijinja:
 pub fn compile_expression(source: &str) -> Result<Arc<Compiled>, ExprError> {
     let expr =
         ENV.compile_expression_owned(source.to_string()).map_err(|e| ExprError::from_jinja(&e, source))?;
-    Ok(Arc::new(Compiled { source: source.to_string(), expr }))
+    Ok(Arc::new(Compiled { source: source.to_string(), expr, native: Native::parse(source) }))
 }
 
 /// Compiles a flow value: strings become templates, arrays and objects are walked.
@@ -402,6 +418,14 @@ impl Compiled {
         &self.source
     }
 
+    /// Evaluates natively when that gives an answer, else in the context `ctx` makes.
+    fn eval_with(&self, inputs: &Inputs<'_>, ctx: &LazyContext<'_>) -> Result<Value, ExprError> {
+        match self.native.as_ref().and_then(|native| native.eval(inputs)) {
+            Some(value) => Ok(value),
+            None => self.eval(ctx.get()),
+        }
+    }
+
     /// Evaluates to a minijinja value; a missing property is an error naming it.
     pub(crate) fn eval_jinja(&self, ctx: &JinjaValue) -> Result<JinjaValue, ExprError> {
         let value = self.expr.eval(ctx.clone()).map_err(|e| ExprError::from_jinja(&e, &self.source))?;
@@ -439,11 +463,72 @@ impl Compiled {
     }
 }
 
+/// A render context made only when an expression needs the template engine.
+pub(crate) struct LazyContext<'a> {
+    made: OnceLock<JinjaValue>,
+    make: Box<dyn Fn() -> JinjaValue + 'a>,
+}
+
+impl<'a> LazyContext<'a> {
+    /// A context `make` builds on first use.
+    pub(crate) fn new(make: impl Fn() -> JinjaValue + 'a) -> Self {
+        LazyContext { made: OnceLock::new(), make: Box::new(make) }
+    }
+
+    fn get(&self) -> &JinjaValue {
+        self.made.get_or_init(|| (self.make)())
+    }
+}
+
 impl Template {
-    /// Renders the value in a run's scope.
+    /// Renders the value in a run's scope: natively where an expression allows it, else by
+    /// the template engine.
     pub fn render(&self, scope: &Arc<dyn Scope>) -> Result<Value, ExprError> {
-        let ctx = context(Some(scope.clone()), &[]);
-        self.render_in(&ctx)
+        let inputs = Inputs { scope: Some(scope), ..Inputs::default() };
+        self.render_with(&inputs, &LazyContext::new(|| context(Some(scope.clone()), &[])))
+    }
+
+    /// Renders with native evaluation over `inputs`, and the template engine in the context
+    /// `ctx` makes for the expressions that need it.
+    pub(crate) fn render_with(&self, inputs: &Inputs<'_>, ctx: &LazyContext<'_>) -> Result<Value, ExprError> {
+        match self {
+            Template::Literal(v) => Ok(v.clone()),
+            Template::Expr(e) => e.eval_with(inputs, ctx),
+            Template::Text(parts) => {
+                let mut out = String::new();
+                for part in parts {
+                    match part {
+                        Part::Text(t) => out.push_str(t),
+                        Part::Expr(e) => out.push_str(&text(&e.eval_with(inputs, ctx)?)),
+                    }
+                }
+                Ok(Value::String(out))
+            }
+            Template::Array(items) => {
+                Ok(Value::Array(items.iter().map(|t| t.render_with(inputs, ctx)).collect::<Result<_, _>>()?))
+            }
+            Template::Object(fields) => Ok(Value::Object(
+                fields.iter().map(|(k, t)| Ok((k.clone(), t.render_with(inputs, ctx)?))).collect::<Result<
+                    _,
+                    ExprError,
+                >>(
+                )?,
+            )),
+        }
+    }
+
+    /// Whether every expression in the value has a native form.
+    pub(crate) fn is_native(&self) -> bool {
+        match self {
+            Template::Literal(_) => true,
+            Template::Expr(e) => e.native.is_some(),
+            Template::Text(parts) => parts.iter().all(|part| match part {
+                Part::Text(_) => true,
+                Part::Expr(e) => e.native.is_some(),
+            }),
+            Template::Array(items) => items.iter().all(Template::is_native),
+            Template::Object(fields) => fields.iter().all(|(_, t)| t.is_native()),
+        }
     }
 
     /// Renders the value with no run: workflow functions fail, everything else works.
