@@ -1560,7 +1560,7 @@ impl Connector for FakeConnector {
                         headers: Default::default(),
                         body: Some(call.inputs.clone()),
                     };
-                    match call.http.send(request, Effect::Write).await? {
+                    match call.http.send(&request, Effect::Write).await? {
                         Some(response) => Ok(OperationOutput {
                             status: Some(response.status),
                             headers: response.headers,

@@ -44,11 +44,11 @@ pub async fn send(
 ) -> Result<Reply, ConnectorError> {
     if http.is_dry_run() && effect == Effect::Write {
         let shown = redacted(&request);
-        http.send(shown.clone(), effect).await?;
+        http.send(&shown, effect).await?;
         return Ok(Reply::HeldBack(shown));
     }
     let _permit = limiter.acquire().await;
-    match http.send(request, effect).await {
+    match http.send(&request, effect).await {
         Ok(Some(response)) => Ok(Reply::Answered(response)),
         Ok(None) => Err(ConnectorError::Transport("the HTTP client held back a read".into())),
         // A client that already turns error statuses into errors still lets us see them.

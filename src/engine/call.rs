@@ -244,7 +244,7 @@ pub(crate) async fn http(
             if let Some(answer) = mocked(exec, action, frame, "http", inputs, attempt) {
                 return answer;
             }
-            match client.send(request.clone(), effect).await {
+            match client.send(request, effect).await {
                 Ok(None) => Ok(dry_run_outputs(request)),
                 Ok(Some(response)) if response.is_success() => {
                     Ok(response_outputs(response.status, response.headers, response.body))

@@ -165,19 +165,19 @@ impl HttpClient {
     /// Any status is an answer (`Ok`); only a request that got no answer is an error.
     pub async fn send(
         &self,
-        request: HttpRequest,
+        request: &HttpRequest,
         effect: Effect,
     ) -> Result<Option<HttpResponse>, ConnectorError> {
         if self.dry_run && effect == Effect::Write {
             if let Ok(mut held) = self.held_back.lock() {
-                held.push(request);
+                held.push(request.clone());
             }
             return Ok(None);
         }
         self.send_now(request).await.map(Some)
     }
 
-    async fn send_now(&self, request: HttpRequest) -> Result<HttpResponse, ConnectorError> {
+    async fn send_now(&self, request: &HttpRequest) -> Result<HttpResponse, ConnectorError> {
         let method = reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|_| {
             ConnectorError::InvalidInput(format!("`{}` is not an HTTP method", request.method))
         })?;
@@ -185,10 +185,10 @@ impl HttpClient {
         for (name, value) in &request.headers {
             builder = builder.header(name, value);
         }
-        builder = match request.body {
+        builder = match &request.body {
             None | Some(Value::Null) => builder,
-            Some(Value::String(text)) => builder.body(text),
-            Some(json) => builder.json(&json),
+            Some(Value::String(text)) => builder.body(text.clone()),
+            Some(json) => builder.json(json),
         };
         // Errors drop the URL: it may carry tokens in its query string.
         let response =
