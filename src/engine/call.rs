@@ -100,9 +100,10 @@ fn text(value: &Value) -> String {
 
 const HTTP_KEYS: [&str; 6] = ["method", "url", "headers", "query", "body", "authentication"];
 
-/// Builds the request an `http` action describes, moving the body out of the rendered value;
-/// on error the value comes back untouched with it.
-fn build_request(value: Value) -> Result<HttpRequest, (ActionError, Value)> {
+/// Builds the request an `http` action describes, moving the body out of the rendered value,
+/// with its URL as checked (parsed once: the client sends to it as it is); on error the value
+/// comes back untouched with it.
+fn build_request(value: Value) -> Result<(HttpRequest, url::Url), (ActionError, Value)> {
     let (method, url, headers) = match request_head(&value) {
         Ok(head) => head,
         Err(error) => return Err((error, value)),
@@ -111,11 +112,11 @@ fn build_request(value: Value) -> Result<HttpRequest, (ActionError, Value)> {
         Value::Object(mut map) => map.remove("body").filter(|b| !b.is_null()),
         _ => None,
     };
-    Ok(HttpRequest { method, url, headers, body })
+    Ok((HttpRequest { method, url: url.as_str().to_string(), headers, body }, url))
 }
 
 /// The method, URL (with the query) and headers (with the authentication) of an `http` action.
-fn request_head(value: &Value) -> Result<(String, String, BTreeMap<String, String>), ActionError> {
+fn request_head(value: &Value) -> Result<(String, url::Url, BTreeMap<String, String>), ActionError> {
     let Value::Object(map) = value else {
         return Err(invalid(
             "an http action needs `method`, `url` and optionally `headers`, `query`, `body`, `authentication`",
@@ -157,7 +158,7 @@ fn request_head(value: &Value) -> Result<(String, String, BTreeMap<String, Strin
     if let Some(auth) = map.get("authentication").filter(|a| !a.is_null()) {
         headers.insert("Authorization".into(), authorization(auth)?);
     }
-    Ok((method, url.into(), headers))
+    Ok((method, url, headers))
 }
 
 fn authorization(auth: &Value) -> Result<String, ActionError> {
@@ -231,20 +232,20 @@ pub(crate) async fn http(
         Ok(value) => value,
         Err(error) => return failed(None, error),
     };
-    let request = match build_request(rendered) {
-        Ok(request) => request,
+    let (request, url) = match build_request(rendered) {
+        Ok(built) => built,
         Err((error, rendered)) => return failed(Some(rendered), error),
     };
     let inputs = request.masked_value();
     let effect = effect_of_method(&request.method);
     let client = &exec.options.http;
     let mut result = with_retries(exec, action, |attempt| {
-        let (inputs, request) = (&inputs, &request);
+        let (inputs, request, url) = (&inputs, &request, &url);
         async move {
             if let Some(answer) = mocked(exec, action, frame, "http", inputs, attempt) {
                 return answer;
             }
-            match client.send(request, effect).await {
+            match client.send_to(request, url.clone(), effect).await {
                 Ok(None) => Ok(dry_run_outputs(request)),
                 Ok(Some(response)) if response.is_success() => {
                     Ok(response_outputs(response.status, response.headers, response.body))
@@ -354,7 +355,7 @@ mod tests {
 
     #[test]
     fn requests_get_query_and_authentication() {
-        let request = build_request(json!({
+        let (request, url) = build_request(json!({
             "method": "post",
             "url": "http://127.0.0.1:1/items",
             "query": {"q": "a b", "n": 2},
@@ -364,6 +365,7 @@ mod tests {
         .unwrap();
         assert_eq!(request.method, "POST");
         assert_eq!(request.url, "http://127.0.0.1:1/items?q=a+b&n=2");
+        assert_eq!(url.as_str(), request.url);
         assert_eq!(request.headers["Authorization"], "Basic dTpw");
         assert_eq!(request.body, Some(json!({"x": 1})));
     }

@@ -168,20 +168,35 @@ impl HttpClient {
         request: &HttpRequest,
         effect: Effect,
     ) -> Result<Option<HttpResponse>, ConnectorError> {
+        self.send_to(request, &request.url, effect).await
+    }
+
+    /// [`send`](Self::send) with the request's URL already parsed (`url` is `request.url`), so
+    /// it is not parsed a second time.
+    pub async fn send_to(
+        &self,
+        request: &HttpRequest,
+        url: impl reqwest::IntoUrl,
+        effect: Effect,
+    ) -> Result<Option<HttpResponse>, ConnectorError> {
         if self.dry_run && effect == Effect::Write {
             if let Ok(mut held) = self.held_back.lock() {
                 held.push(request.clone());
             }
             return Ok(None);
         }
-        self.send_now(request).await.map(Some)
+        self.send_now(request, url).await.map(Some)
     }
 
-    async fn send_now(&self, request: &HttpRequest) -> Result<HttpResponse, ConnectorError> {
+    async fn send_now(
+        &self,
+        request: &HttpRequest,
+        url: impl reqwest::IntoUrl,
+    ) -> Result<HttpResponse, ConnectorError> {
         let method = reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|_| {
             ConnectorError::InvalidInput(format!("`{}` is not an HTTP method", request.method))
         })?;
-        let mut builder = self.client.request(method, &request.url);
+        let mut builder = self.client.request(method, url);
         for (name, value) in &request.headers {
             builder = builder.header(name, value);
         }
